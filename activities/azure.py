@@ -1,0 +1,386 @@
+"""The boundary to Azure: where the SDK clients are built, errors are mapped and long-running
+operations are awaited. Every activity class goes through here, so the same code runs against
+real Azure (``DefaultAzureCredential``) and against the estate emulator (its URL and CA file)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.polling import AsyncLROPoller
+from azure.mgmt.cdn.aio import CdnManagementClient
+from azure.mgmt.cosmosdb.aio import CosmosDBManagementClient
+from azure.mgmt.monitor.aio import MonitorManagementClient
+from azure.mgmt.servicebus.aio import ServiceBusManagementClient
+from azure.mgmt.sql.aio import SqlManagementClient
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import AzureNonRetryableError, AzureRetryableError
+from domain.plan import DrPlan
+
+T = TypeVar("T")
+
+AZURE_ARM_ENDPOINT = "https://management.azure.com"
+ARM_SCOPE = "https://management.azure.com/.default"
+
+
+@dataclass(frozen=True)
+class AzureConnection:
+    """Where Azure is and how to trust and authenticate to it; the plan says *what* to touch.
+
+    Against real Azure only ``arm_endpoint`` matters (credentials come from DefaultAzureCredential).
+    Against the emulator: its URL, its CA file, and ops endpoints under the same host.
+    """
+
+    arm_endpoint: str = AZURE_ARM_ENDPOINT
+    ca_file: str | None = None
+    ops_endpoint: str | None = None  # template with {region}; overrides the plan's platform endpoints
+    ops_scope: str = "api://dr-platform-ops/.default"
+    polling_interval: float = 5.0
+    sdk_retries: int = 3
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.arm_endpoint.rstrip("/") != AZURE_ARM_ENDPOINT
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> AzureConnection:
+        """``DR_ARM_ENDPOINT``, ``DR_CA_FILE``, ``DR_OPS_ENDPOINT``, ``DR_OPS_SCOPE``, ``DR_POLLING_INTERVAL``."""
+        e = os.environ if env is None else env
+        arm = e.get("DR_ARM_ENDPOINT", AZURE_ARM_ENDPOINT)
+        emulator = arm.rstrip("/") != AZURE_ARM_ENDPOINT
+        return cls(
+            arm_endpoint=arm,
+            ca_file=e.get("DR_CA_FILE") or None,
+            ops_endpoint=e.get("DR_OPS_ENDPOINT") or None,
+            ops_scope=e.get("DR_OPS_SCOPE", cls.ops_scope),
+            polling_interval=float(e.get("DR_POLLING_INTERVAL", "0.2" if emulator else "5")),
+        )
+
+    @classmethod
+    def for_emulator(cls, url: str, ca_file: str, *, polling_interval: float = 0.1) -> AzureConnection:
+        return cls(
+            arm_endpoint=url,
+            ca_file=ca_file,
+            ops_endpoint=url.rstrip("/") + "/regions/{region}",
+            polling_interval=polling_interval,
+        )
+
+    def ops_url(self, plan: DrPlan, region: str) -> str:
+        if self.ops_endpoint:
+            return self.ops_endpoint.format(region=region).rstrip("/")
+        return plan.platform.endpoints[region].rstrip("/")
+
+
+class EmulatorCredential(AsyncTokenCredential):
+    """A token for the emulator, which checks only that a bearer token is present."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("emulator-token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
+def make_credential(connection: AzureConnection) -> AsyncTokenCredential:
+    if connection.is_emulator:
+        return EmulatorCredential()
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415  (not needed against the emulator)
+
+    return DefaultAzureCredential()
+
+
+@dataclass
+class AzureClients:
+    """The aio SDK clients for one plan, built once per worker and closed at shutdown."""
+
+    plan: DrPlan
+    connection: AzureConnection
+    credential: AsyncTokenCredential = field(init=False)
+    _clients: dict[str, Any] = field(default_factory=dict, init=False)
+    _http: httpx.AsyncClient | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.credential = make_credential(self.connection)
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "base_url": self.connection.arm_endpoint,
+            "polling_interval": self.connection.polling_interval,
+            "retry_total": self.connection.sdk_retries,
+            "retry_backoff_factor": 0.2 if self.connection.is_emulator else 0.8,
+            "retry_backoff_max": 30,
+        }
+        if self.connection.ca_file:
+            kwargs["connection_verify"] = self.connection.ca_file
+        return kwargs
+
+    def _get(self, name: str, factory: Callable[..., Any]) -> Any:
+        client = self._clients.get(name)
+        if client is None:
+            client = factory(self.credential, self.plan.subscription_id, **self._kwargs())
+            self._clients[name] = client
+        return client
+
+    @property
+    def cdn(self) -> CdnManagementClient:
+        client: CdnManagementClient = self._get("cdn", CdnManagementClient)
+        return client
+
+    @property
+    def servicebus(self) -> ServiceBusManagementClient:
+        client: ServiceBusManagementClient = self._get("servicebus", ServiceBusManagementClient)
+        return client
+
+    @property
+    def sql(self) -> SqlManagementClient:
+        client: SqlManagementClient = self._get("sql", SqlManagementClient)
+        return client
+
+    @property
+    def cosmos(self) -> CosmosDBManagementClient:
+        client: CosmosDBManagementClient = self._get("cosmos", CosmosDBManagementClient)
+        return client
+
+    @property
+    def monitor(self) -> MonitorManagementClient:
+        client: MonitorManagementClient = self._get("monitor", MonitorManagementClient)
+        return client
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """HTTPS client for the platform's ops API (TLS verified with the connection's CA)."""
+        if self._http is None:
+            verify: Any = self.connection.ca_file or True
+            self._http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0))
+        return self._http
+
+    async def ops_headers(self) -> dict[str, str]:
+        token = await self.credential.get_token(self.connection.ops_scope)
+        return {"Authorization": f"Bearer {token.token}"}
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        await self.credential.close()
+
+
+NON_RETRYABLE_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 412, 422})
+
+
+def _retry_after(error: HttpResponseError) -> float | None:
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After") or response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _code(error: HttpResponseError) -> str | None:
+    err = getattr(error, "error", None)
+    code = getattr(err, "code", None)
+    return str(code) if code else None
+
+
+def _azure_message(error: HttpResponseError) -> str:
+    err = getattr(error, "error", None)
+    message = getattr(err, "message", None)
+    return str(message) if message else str(error.reason or error).splitlines()[0]
+
+
+def to_application_error(error: Exception, resource: str, action: str) -> ApplicationError:
+    """Map an SDK error once: auth, 400, 403, 404 and 409 stop at once; 429 and 5xx are retried."""
+    if isinstance(error, ClientAuthenticationError):
+        status = error.status_code
+        return ApplicationError(
+            f"{action} {resource}: authentication failed ({status or 'no token'}). "
+            "Check the worker's Azure credentials (DefaultAzureCredential: environment, managed identity or az login).",
+            type=AzureNonRetryableError.__name__,
+            non_retryable=True,
+        )
+    if isinstance(error, HttpResponseError) and error.status_code is not None:
+        status = error.status_code
+        code = _code(error)
+        detail = f"{status} {code or ''}".strip()
+        message = f"{action} {resource}: {detail}: {_azure_message(error)}"
+        if status == 429 or status >= 500:
+            delay = _retry_after(error)
+            return ApplicationError(
+                message,
+                type=AzureRetryableError.__name__,
+                non_retryable=False,
+                next_retry_delay=timedelta(seconds=delay) if delay else None,
+            )
+        hints = {
+            403: " The worker's identity lacks an RBAC role on this resource.",
+            404: " Check the resource names in the plan.",
+            409: " Another operation is in progress on this resource, or its state forbids this action.",
+        }
+        return ApplicationError(
+            message + hints.get(status, ""),
+            type=AzureNonRetryableError.__name__,
+            non_retryable=status in NON_RETRYABLE_STATUSES or 400 <= status < 500,
+        )
+    if isinstance(error, (ServiceRequestError, ServiceResponseError, httpx.TransportError)):
+        return ApplicationError(
+            f"{action} {resource}: connection failed: {error}",
+            type=AzureRetryableError.__name__,
+            non_retryable=False,
+        )
+    return ApplicationError(f"{action} {resource}: {error}", type=type(error).__name__)
+
+
+@contextlib.asynccontextmanager
+async def azure_call(resource: str, action: str) -> AsyncIterator[None]:
+    """Turns SDK and HTTP errors inside the block into the project's ApplicationErrors."""
+    try:
+        yield
+    except ApplicationError:
+        raise
+    except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, httpx.TransportError) as exc:
+        raise to_application_error(exc, resource, action) from None
+
+
+@dataclass
+class LroHeartbeat:
+    """Heartbeat details of an activity waiting for an Azure long-running operation."""
+
+    operation: str
+    continuation_token: str
+    started: float
+
+
+def _in_activity() -> bool:
+    try:
+        activity.info()
+    except RuntimeError:
+        return False
+    return True
+
+
+def heartbeat(details: Any = None) -> None:
+    if _in_activity():
+        if details is None:
+            activity.heartbeat()
+        else:
+            activity.heartbeat(details)
+
+
+def resumed_lro(operation: str) -> str | None:
+    """The continuation token a previous attempt of this activity heartbeated for ``operation``."""
+    if not _in_activity():
+        return None
+    for detail in activity.info().heartbeat_details:
+        if isinstance(detail, dict) and detail.get("operation") == operation and detail.get("continuation_token"):
+            return str(detail["continuation_token"])
+    return None
+
+
+async def await_lro(
+    operation: str,
+    begin: Callable[..., Awaitable[AsyncLROPoller[T]]],
+    *,
+    heartbeat_every: float = 2.0,
+    **kwargs: Any,
+) -> T:
+    """Start (or resume from the last attempt's continuation token) an LRO and wait for it,
+    heartbeating its continuation token so a retried activity picks up the same operation."""
+    token = resumed_lro(operation)
+    if token is not None:
+        activity.logger.info("resuming %s from its continuation token", operation)
+        poller = await begin(continuation_token=token, **kwargs)
+    else:
+        poller = await begin(**kwargs)
+    details = LroHeartbeat(operation, poller.continuation_token(), time.time())
+    heartbeat(details)
+    result_task: asyncio.Task[T] = asyncio.ensure_future(poller.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait({result_task}, timeout=heartbeat_every)
+            if done:
+                return result_task.result()
+            heartbeat(details)
+    finally:
+        if not result_task.done():
+            result_task.cancel()
+
+
+async def poll_until(
+    what: str,
+    probe: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+    *,
+    interval: float,
+    timeout: float,
+    progress: Callable[[T], Any] | None = None,
+) -> T:
+    """Poll ``probe`` until ``ready``; heartbeats each round (with ``progress`` of the last reading)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ready(value):
+            return value
+        heartbeat(progress(value) if progress else None)
+        if time.monotonic() >= deadline:
+            raise ApplicationError(
+                f"timed out after {timeout:.0f}s waiting for {what}",
+                type="Timeout",
+                non_retryable=False,
+            )
+        await asyncio.sleep(interval)
+
+
+class Estates:
+    """The plans a worker serves, each with its own SDK clients, looked up by plan name."""
+
+    def __init__(self, plans: list[DrPlan], connection: AzureConnection) -> None:
+        self.connection = connection
+        self._by_name = {plan.name: AzureClients(plan, connection) for plan in plans}
+
+    def __getitem__(self, plan_name: str) -> AzureClients:
+        clients = self._by_name.get(plan_name)
+        if clients is None:
+            loaded = ", ".join(sorted(self._by_name)) or "none"
+            raise ApplicationError(
+                f"plan {plan_name!r} is not loaded by this worker (loaded: {loaded}); "
+                "start dr-worker with --plan pointing at that plan file",
+                type="PlanNotLoaded",
+                non_retryable=True,
+            )
+        return clients
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    async def close(self) -> None:
+        for clients in self._by_name.values():
+            await clients.close()

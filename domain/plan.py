@@ -1,0 +1,512 @@
+"""The DR plan: an estate's regions and resources, its tenants, SLOs and approvers.
+
+Loaded from TOML into frozen dataclasses and validated as a whole: every problem is reported
+with the field it concerns and how to fix it, so that nothing starts on a half-valid plan.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domain.errors import PlanError, PlanIssue
+
+# Azure public-cloud region names (``az account list-locations``); a typo here must not
+# surface only at 3 a.m. as a 404 from ARM.
+AZURE_REGIONS = frozenset(
+    """
+    australiacentral australiacentral2 australiaeast australiasoutheast austriaeast belgiumcentral
+    brazilsouth brazilsoutheast canadacentral canadaeast centralindia centralus centraluseuap chilecentral
+    eastasia eastus eastus2 eastus2euap francecentral francesouth germanynorth germanywestcentral
+    indonesiacentral israelcentral italynorth japaneast japanwest jioindiacentral jioindiawest koreacentral
+    koreasouth malaysiawest mexicocentral newzealandnorth northcentralus northeurope norwayeast norwaywest
+    polandcentral qatarcentral southafricanorth southafricawest southcentralus southindia southeastasia
+    spaincentral swedencentral swedensouth switzerlandnorth switzerlandwest uaecentral uaenorth uksouth
+    ukwest westcentralus westeurope westindia westus westus2 westus3
+    """.split()
+)
+
+ENVIRONMENTS = ("production", "staging", "test", "dev")
+EDITIONS = ("enterprise", "pro", "free")
+
+
+@dataclass(frozen=True)
+class FrontDoorSpec:
+    resource_group: str
+    profile: str
+    origin_group: str
+    origins: dict[str, str]  # region -> origin name
+
+
+@dataclass(frozen=True)
+class ServiceBusSpec:
+    resource_group: str
+    alias: str
+    namespaces: dict[str, str]  # region -> namespace name
+
+
+@dataclass(frozen=True)
+class FailoverGroupSpec:
+    name: str
+    resource_group: str
+    servers: dict[str, str]  # region -> logical server name
+    databases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SqlSpec:
+    failover_groups: tuple[FailoverGroupSpec, ...]
+
+
+@dataclass(frozen=True)
+class CosmosSpec:
+    resource_group: str
+    account: str
+    regions: tuple[str, ...]  # failover priority order; the first is the write region
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    endpoints: dict[str, str]  # region -> base URL of the ops API in that region
+
+
+@dataclass(frozen=True)
+class SloSpec:
+    max_error_rate: float = 0.01
+    p95_latency_ms: float = 800.0
+    min_request_count: int = 100
+    validation_timeout_seconds: int = 600
+    sample_interval_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class FailoverPolicy:
+    allow_data_loss: bool = False
+    data_loss_grace_minutes: int = 60
+    extended_outage_minutes: int = 30
+    repin_batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class FailbackPolicy:
+    steps: tuple[int, ...] = (10, 25, 50, 75, 100)
+    soak_seconds: int = 300
+    interval_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    home_region: str
+    residency: str  # name of a residency policy
+    edition: str = "enterprise"
+
+
+@dataclass(frozen=True)
+class Approver:
+    name: str
+    public_key: str  # base64 of the raw 32-byte Ed25519 public key
+
+
+@dataclass(frozen=True)
+class DrPlan:
+    name: str
+    environment: str
+    edition: str
+    subscription_id: str
+    primary_region: str
+    dr_region: str
+    frontdoor: FrontDoorSpec
+    servicebus: ServiceBusSpec
+    sql: SqlSpec
+    cosmos: CosmosSpec
+    platform: PlatformSpec
+    slo: SloSpec = field(default_factory=SloSpec)
+    failover: FailoverPolicy = field(default_factory=FailoverPolicy)
+    failback: FailbackPolicy = field(default_factory=FailbackPolicy)
+    residency: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tenants: tuple[Tenant, ...] = ()
+    approvers: tuple[Approver, ...] = ()
+    approvals_required: int = 2
+    source: str = ""
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.dr_region)
+
+    def other_region(self, region: str) -> str:
+        if region == self.primary_region:
+            return self.dr_region
+        if region == self.dr_region:
+            return self.primary_region
+        raise ValueError(f"region {region!r} is not part of plan {self.name!r} ({', '.join(self.regions)})")
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        for tenant in self.tenants:
+            if tenant.id == tenant_id:
+                return tenant
+        raise KeyError(f"tenant {tenant_id!r} is not in plan {self.name!r}")
+
+    def may_live_in(self, tenant: Tenant, region: str) -> bool:
+        """Whether the tenant's residency policy allows its data to be served from ``region``."""
+        return region in self.residency.get(tenant.residency, ())
+
+    def approver(self, name: str) -> Approver | None:
+        return next((a for a in self.approvers if a.name == name), None)
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.issues: list[PlanIssue] = []
+
+    def problem(self, field_name: str, problem: str, fix: str) -> None:
+        self.issues.append(PlanIssue(field_name, problem, fix))
+
+    def table(self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.problem(f"{path}{key}", "missing table", f"add a [{path}{key}] table")
+            return {}
+        if not isinstance(value, dict):
+            self.problem(f"{path}{key}", f"expected a table, found {type(value).__name__}", f"make it [{path}{key}]")
+            return {}
+        return value
+
+    def text(self, data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if value is None:
+            self.problem(f"{path}{key}", "missing", f'set {key} = "..." in [{path.rstrip(".")}]')
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.problem(f"{path}{key}", f"expected a non-empty string, found {value!r}", f'set {key} = "..."')
+            return ""
+        return value.strip()
+
+    def number(
+        self, data: Mapping[str, Any], key: str, path: str, default: float, *, minimum: float, integer: bool
+    ) -> float:
+        value = data.get(key, default)
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            self.problem(f"{path}{key}", f"expected a number, found {value!r}", f"set {key} = {default}")
+            return default
+        if value < minimum:
+            self.problem(f"{path}{key}", f"must be at least {minimum}, found {value}", f"set {key} >= {minimum}")
+            return default
+        return value
+
+    def flag(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{path}{key}", f"expected true or false, found {value!r}", f"set {key} = {str(default).lower()}")
+            return default
+        return value
+
+    def region(self, value: Any, field_name: str, allowed: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str) or value not in AZURE_REGIONS:
+            close = difflib.get_close_matches(str(value), sorted(AZURE_REGIONS), n=1)
+            hint = f'did you mean "{close[0]}"?' if close else "use an Azure region name such as eastus"
+            self.problem(field_name, f"unknown Azure region {value!r}", hint)
+            return str(value)
+        if allowed is not None and value not in allowed:
+            self.problem(
+                field_name,
+                f"region {value!r} is not one of the plan's regions ({', '.join(allowed)})",
+                "use plan.primary_region or plan.dr_region",
+            )
+        return value
+
+    def per_region(
+        self, data: Mapping[str, Any], key: str, path: str, regions: tuple[str, ...], what: str
+    ) -> dict[str, str]:
+        table = self.table(data, key, path)
+        result: dict[str, str] = {}
+        for region_name, value in table.items():
+            self.region(region_name, f"{path}{key}.{region_name}", regions)
+            if not isinstance(value, str) or not value:
+                self.problem(f"{path}{key}.{region_name}", f"expected the {what} name", f'{region_name} = "name"')
+                continue
+            result[region_name] = value
+        for region_name in regions:
+            if table and region_name not in table:
+                self.problem(
+                    f"{path}{key}.{region_name}",
+                    f"no {what} for region {region_name}",
+                    f'add {region_name} = "<{what} name>" to [{path}{key}]',
+                )
+        return result
+
+
+def load_plan(path: str | Path) -> DrPlan:
+    """Read and validate a plan file; raises PlanError listing every problem."""
+    plan_path = Path(path)
+    try:
+        raw = tomllib.loads(plan_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PlanError(str(plan_path), [PlanIssue("file", "not found", "pass the path of a plan .toml")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(str(plan_path), [PlanIssue("file", f"not valid TOML: {exc}", "fix the syntax")]) from exc
+    return parse_plan(raw, source=str(plan_path), base_dir=plan_path.parent)
+
+
+def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path | None = None) -> DrPlan:
+    r = _Reader()
+    head = r.table(raw, "plan", "")
+    name = r.text(head, "name", "plan.")
+    environment = r.text(head, "environment", "plan.", "production")
+    if environment and environment not in ENVIRONMENTS:
+        r.problem("plan.environment", f"unknown environment {environment!r}", f"use one of {', '.join(ENVIRONMENTS)}")
+    edition = r.text(head, "edition", "plan.", "enterprise")
+    if edition and edition not in EDITIONS:
+        r.problem("plan.edition", f"unknown edition {edition!r}", f"use one of {', '.join(EDITIONS)}")
+    subscription = r.text(head, "subscription_id", "plan.")
+    primary = r.region(head.get("primary_region"), "plan.primary_region")
+    dr = r.region(head.get("dr_region"), "plan.dr_region")
+    if primary and primary == dr:
+        r.problem("plan.dr_region", f"DR region equals the primary region ({primary})", "choose a different region")
+    regions = (primary, dr)
+
+    fd = r.table(raw, "frontdoor", "")
+    frontdoor = FrontDoorSpec(
+        resource_group=r.text(fd, "resource_group", "frontdoor."),
+        profile=r.text(fd, "profile", "frontdoor."),
+        origin_group=r.text(fd, "origin_group", "frontdoor."),
+        origins=r.per_region(fd, "origins", "frontdoor.", regions, "origin"),
+    )
+
+    sb = r.table(raw, "servicebus", "")
+    servicebus = ServiceBusSpec(
+        resource_group=r.text(sb, "resource_group", "servicebus."),
+        alias=r.text(sb, "alias", "servicebus."),
+        namespaces=r.per_region(sb, "namespaces", "servicebus.", regions, "namespace"),
+    )
+
+    sql_raw = r.table(raw, "sql", "")
+    groups: list[FailoverGroupSpec] = []
+    seen_groups: set[str] = set()
+    raw_groups = sql_raw.get("failover_groups", [])
+    if not isinstance(raw_groups, list) or not raw_groups:
+        r.problem("sql.failover_groups", "no failover group", "add at least one [[sql.failover_groups]]")
+        raw_groups = []
+    for i, g in enumerate(raw_groups):
+        path = f"sql.failover_groups[{i}]."
+        if not isinstance(g, dict):
+            r.problem(path.rstrip("."), "expected a table", "use [[sql.failover_groups]]")
+            continue
+        gname = r.text(g, "name", path)
+        if gname in seen_groups:
+            r.problem(f"{path}name", f"duplicate failover group {gname!r}", "give each group a unique name")
+        seen_groups.add(gname)
+        dbs = g.get("databases", [])
+        if not isinstance(dbs, list) or not dbs or not all(isinstance(d, str) and d for d in dbs):
+            r.problem(f"{path}databases", "expected a non-empty list of database names", 'databases = ["db1"]')
+            dbs = []
+        groups.append(
+            FailoverGroupSpec(
+                name=gname,
+                resource_group=r.text(g, "resource_group", path),
+                servers=r.per_region(g, "servers", path, regions, "server"),
+                databases=tuple(dbs),
+            )
+        )
+
+    cos = r.table(raw, "cosmos", "")
+    cosmos_regions = cos.get("regions", [primary, dr])
+    if not isinstance(cosmos_regions, list) or not cosmos_regions:
+        r.problem("cosmos.regions", "expected a list of regions in failover priority order", f'regions = ["{primary}", "{dr}"]')
+        cosmos_regions = [primary, dr]
+    for i, reg in enumerate(cosmos_regions):
+        r.region(reg, f"cosmos.regions[{i}]")
+    for reg in regions:
+        if reg not in cosmos_regions:
+            r.problem("cosmos.regions", f"plan region {reg} is not a Cosmos DB region", f"add {reg!r} to cosmos.regions")
+    if cosmos_regions and cosmos_regions[0] != primary:
+        r.problem("cosmos.regions", "the first region (the write region) must be the primary region", f'start with "{primary}"')
+    cosmos = CosmosSpec(
+        resource_group=r.text(cos, "resource_group", "cosmos."),
+        account=r.text(cos, "account", "cosmos."),
+        regions=tuple(str(x) for x in cosmos_regions),
+    )
+
+    plat = r.table(raw, "platform", "")
+    platform = PlatformSpec(endpoints=r.per_region(plat, "endpoints", "platform.", regions, "ops endpoint URL"))
+    for reg, url in platform.endpoints.items():
+        if not url.startswith("https://"):
+            r.problem(f"platform.endpoints.{reg}", f"{url!r} is not an https URL", "use https://host/ops (TLS is required)")
+
+    s = r.table(raw, "slo", "", required=False)
+    slo = SloSpec(
+        max_error_rate=r.number(s, "max_error_rate", "slo.", 0.01, minimum=0, integer=False),
+        p95_latency_ms=r.number(s, "p95_latency_ms", "slo.", 800.0, minimum=1, integer=False),
+        min_request_count=int(r.number(s, "min_request_count", "slo.", 100, minimum=0, integer=True)),
+        validation_timeout_seconds=int(r.number(s, "validation_timeout_seconds", "slo.", 600, minimum=1, integer=True)),
+        sample_interval_seconds=int(r.number(s, "sample_interval_seconds", "slo.", 60, minimum=1, integer=True)),
+    )
+    if slo.max_error_rate > 1:
+        r.problem("slo.max_error_rate", "is a fraction between 0 and 1", "e.g. 0.01 for 1 %")
+
+    fo = r.table(raw, "failover", "", required=False)
+    failover = FailoverPolicy(
+        allow_data_loss=r.flag(fo, "allow_data_loss", "failover.", False),
+        data_loss_grace_minutes=int(r.number(fo, "data_loss_grace_minutes", "failover.", 60, minimum=0, integer=True)),
+        extended_outage_minutes=int(r.number(fo, "extended_outage_minutes", "failover.", 30, minimum=1, integer=True)),
+        repin_batch_size=int(r.number(fo, "repin_batch_size", "failover.", 500, minimum=1, integer=True)),
+    )
+
+    fb = r.table(raw, "failback", "", required=False)
+    steps = fb.get("steps", [10, 25, 50, 75, 100])
+    failback = FailbackPolicy(
+        steps=tuple(steps) if isinstance(steps, list) else (10, 25, 50, 75, 100),
+        soak_seconds=int(r.number(fb, "soak_seconds", "failback.", 300, minimum=1, integer=True)),
+        interval_seconds=int(r.number(fb, "interval_seconds", "failback.", 60, minimum=1, integer=True)),
+    )
+    for issue in validate_failback_steps(failback.steps, failback.soak_seconds, failback.interval_seconds):
+        r.issues.append(PlanIssue(f"failback.{issue.field}", issue.problem, issue.fix))
+
+    residency: dict[str, tuple[str, ...]] = {}
+    for pname, pval in r.table(raw, "residency", "").items():
+        allowed = pval.get("regions") if isinstance(pval, dict) else None
+        if not isinstance(allowed, list) or not allowed:
+            r.problem(f"residency.{pname}.regions", "expected a non-empty list of regions", f'regions = ["{primary}"]')
+            continue
+        for i, reg in enumerate(allowed):
+            r.region(reg, f"residency.{pname}.regions[{i}]")
+        residency[pname] = tuple(allowed)
+
+    tenants = _read_tenants(r, raw, regions, residency, base_dir)
+
+    approvers: list[Approver] = []
+    seen_approvers: set[str] = set()
+    for i, a in enumerate(raw.get("approvers", [])):
+        path = f"approvers[{i}]."
+        aname = r.text(a, "name", path) if isinstance(a, dict) else ""
+        if aname in seen_approvers:
+            r.problem(f"{path}name", f"duplicate approver {aname!r}", "list each approver once")
+        seen_approvers.add(aname)
+        key = a.get("public_key") if isinstance(a, dict) else None
+        if not key:
+            r.problem(
+                f"{path}public_key",
+                f"approver {aname!r} has no public key",
+                f"run `drctl keys generate {aname or 'NAME'}` and paste the printed public_key",
+            )
+            continue
+        if not _is_ed25519_public_key(str(key)):
+            r.problem(f"{path}public_key", "not a base64 Ed25519 public key (32 bytes)", "paste the key printed by `drctl keys generate`")
+            continue
+        approvers.append(Approver(aname, str(key)))
+    approvals_required = int(r.number(head, "approvals_required", "plan.", 2, minimum=1, integer=True))
+    if raw.get("approvers") and approvals_required > len(approvers):
+        r.problem(
+            "plan.approvals_required",
+            f"requires {approvals_required} approvals but the plan lists {len(approvers)} approver(s)",
+            "add approvers or lower approvals_required",
+        )
+
+    if r.issues:
+        raise PlanError(source, r.issues)
+    return DrPlan(
+        name=name,
+        environment=environment,
+        edition=edition,
+        subscription_id=subscription,
+        primary_region=primary,
+        dr_region=dr,
+        frontdoor=frontdoor,
+        servicebus=servicebus,
+        sql=SqlSpec(tuple(groups)),
+        cosmos=cosmos,
+        platform=platform,
+        slo=slo,
+        failover=failover,
+        failback=failback,
+        residency=residency,
+        tenants=tenants,
+        approvers=tuple(approvers),
+        approvals_required=approvals_required,
+        source=source,
+    )
+
+
+def validate_failback_steps(steps: Any, soak_seconds: int, interval_seconds: int) -> list[PlanIssue]:
+    """Rules for a traffic-shift schedule, shared by the plan and the failback command line."""
+    issues: list[PlanIssue] = []
+    if not isinstance(steps, (list, tuple)) or not steps or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        return [PlanIssue("steps", f"expected a list of whole percentages, found {steps!r}", "e.g. 10,25,50,75,100")]
+    if any(s <= 0 or s > 100 for s in steps):
+        issues.append(PlanIssue("steps", f"every step must be between 1 and 100 %, found {list(steps)}", "e.g. 10,25,50,75,100"))
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        issues.append(PlanIssue("steps", f"steps must strictly increase, found {list(steps)}", "e.g. 10,25,50,75,100"))
+    if steps[-1] != 100:
+        issues.append(PlanIssue("steps", f"the last step must be 100 %, found {steps[-1]}", "end the list with 100"))
+    if soak_seconds < interval_seconds:
+        issues.append(
+            PlanIssue(
+                "soak",
+                f"soak ({soak_seconds}s) is shorter than the sampling interval ({interval_seconds}s)",
+                "make the soak at least one interval long",
+            )
+        )
+    return issues
+
+
+def _is_ed25519_public_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _read_tenants(
+    r: _Reader,
+    raw: Mapping[str, Any],
+    regions: tuple[str, ...],
+    residency: Mapping[str, tuple[str, ...]],
+    base_dir: Path | None,
+) -> tuple[Tenant, ...]:
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for i, t in enumerate(raw.get("tenants", [])):
+        rows.append((f"tenants[{i}]", t if isinstance(t, dict) else {}))
+    tenants_file = raw.get("tenants_file")
+    if tenants_file:
+        file_path = (base_dir or Path()) / str(tenants_file)
+        try:
+            with file_path.open(newline="", encoding="utf-8") as fh:
+                for line_no, row in enumerate(csv.DictReader(fh), start=2):
+                    rows.append((f"{tenants_file}:{line_no}", dict(row)))
+        except FileNotFoundError:
+            r.problem("tenants_file", f"{file_path} not found", "give a CSV path relative to the plan file")
+    tenants: list[Tenant] = []
+    seen: set[str] = set()
+    for where, row in rows:
+        tid = str(row.get("id") or "").strip()
+        if not tid:
+            r.problem(f"{where}.id", "tenant without id", "give every tenant an id")
+            continue
+        if tid in seen:
+            r.problem(f"{where}.id", f"duplicate tenant {tid!r}", "list each tenant once")
+            continue
+        seen.add(tid)
+        home = str(row.get("home_region") or "")
+        r.region(home, f"{where}.home_region", regions)
+        policy = str(row.get("residency") or "")
+        if policy not in residency:
+            known = ", ".join(sorted(residency)) or "none defined"
+            r.problem(f"{where}.residency", f"unknown residency policy {policy!r} (known: {known})", "add a [residency.NAME] table or fix the name")
+        elif home not in residency[policy]:
+            r.problem(f"{where}.residency", f"policy {policy!r} does not allow the tenant's home region {home}", "choose a policy that includes it")
+        edition = str(row.get("edition") or "enterprise")
+        if edition not in EDITIONS:
+            r.problem(f"{where}.edition", f"unknown edition {edition!r}", f"use one of {', '.join(EDITIONS)}")
+        tenants.append(Tenant(tid, home, policy, edition))
+    return tuple(tenants)

@@ -1,0 +1,103 @@
+"""Shared fixtures: the emulator over HTTPS (in-process, on its own thread) and the Azure clients
+that activities use, pointed at it exactly as they would be at Azure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.azure import AzureClients, AzureConnection
+from domain.plan import DrPlan, load_plan
+from emulator.server import EmulatorServer, ThreadedEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_PLAN = ROOT / "plans" / "local.toml"
+
+
+@pytest.fixture(scope="session")
+def plan() -> DrPlan:
+    return load_plan(LOCAL_PLAN)
+
+
+class EmulatorHandle:
+    """A running emulator: its URL and CA, direct access to its world, and its control API."""
+
+    def __init__(self, threaded: ThreadedEmulator, server: EmulatorServer) -> None:
+        self._threaded = threaded
+        self.server = server
+        self.url = server.url
+        self.ca_file = server.ca_file
+        self.control = httpx.Client(base_url=f"{self.url}/_emulator", verify=self.ca_file, timeout=30)
+
+    def connection(self) -> AzureConnection:
+        return AzureConnection.for_emulator(self.url, self.ca_file, polling_interval=0.05)
+
+    def call(self, fn: Any) -> Any:
+        """Run ``fn`` on the emulator's own loop (its state is not thread-safe)."""
+        return self._threaded.call(fn)
+
+    def state(self) -> dict[str, Any]:
+        return self.control.get("/state").raise_for_status().json()  # type: ignore[no-any-return]
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.control.get("/journal", params={"since": since}).raise_for_status().json()  # type: ignore[no-any-return]
+
+    def last_seq(self) -> int:
+        entries = self.journal()
+        return entries[-1]["seq"] if entries else 0
+
+    def mutations(self, since: int = 0, operation: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.journal(since)
+            if e["mutating"] and not e["fault"] and (operation is None or e["operation"] == operation)
+        ]
+
+    def fault(self, operation: str, status: int, count: int = 1, **extra: Any) -> None:
+        self.control.post("/faults", json={"operation": operation, "status": status, "count": count, **extra}).raise_for_status()
+
+    def region(self, region: str, health: str, **extra: Any) -> None:
+        self.control.post(f"/regions/{region}", json={"health": health, **extra}).raise_for_status()
+
+    def latency(self, values: dict[str, float]) -> None:
+        self.control.put("/latency", json=values).raise_for_status()
+
+    def reset_controls(self) -> None:
+        self.control.delete("/faults").raise_for_status()
+        self.control.delete("/latency").raise_for_status()
+
+    def close(self) -> None:
+        self.control.close()
+
+
+@pytest.fixture
+def emulator(plan: DrPlan) -> Iterator[EmulatorHandle]:
+    """A fresh emulator per test: every test starts from the plan's initial estate."""
+    threaded = ThreadedEmulator([plan])
+    server = threaded.start()
+    handle = EmulatorHandle(threaded, server)
+    try:
+        yield handle
+    finally:
+        handle.close()
+        threaded.stop()
+
+
+@pytest.fixture
+async def clients(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[AzureClients]:
+    azure = AzureClients(plan, emulator.connection())
+    try:
+        yield azure
+    finally:
+        await azure.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
