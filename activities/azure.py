@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -170,7 +171,9 @@ class AzureClients:
     def http(self) -> httpx.AsyncClient:
         """HTTPS client for the platform's ops API (TLS verified with the connection's CA)."""
         if self._http is None:
-            verify: Any = self.connection.ca_file or True
+            verify: Any = (
+                ssl.create_default_context(cafile=self.connection.ca_file) if self.connection.ca_file else True
+            )
             self._http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0))
         return self._http
 
@@ -216,6 +219,83 @@ def _azure_message(error: HttpResponseError) -> str:
     return str(message) if message else str(error.reason or error).splitlines()[0]
 
 
+def status_error(
+    status: int, code: str | None, azure_message: str, *, retry_after: float | None, resource: str, action: str
+) -> ApplicationError:
+    """The status rules, shared by SDK errors and plain HTTPS answers (the ops API): 429 and 5xx
+    are retried (after Retry-After), every other error status stops at once."""
+    detail = f"{status} {code or ''}".strip()
+    message = f"{action} {resource}: {detail}: {azure_message}"
+    if status == 429 or status >= 500:
+        return ApplicationError(
+            message,
+            type=AzureRetryableError.__name__,
+            non_retryable=False,
+            next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
+        )
+    hints = {
+        403: " The worker's identity lacks an RBAC role on this resource.",
+        404: " Check the resource names in the plan.",
+        409: " Another operation is in progress on this resource, or its state forbids this action.",
+    }
+    return ApplicationError(
+        message + hints.get(status, ""),
+        type=AzureNonRetryableError.__name__,
+        non_retryable=status in NON_RETRYABLE_STATUSES or 400 <= status < 500,
+    )
+
+
+def check_http_response(response: httpx.Response, resource: str, action: str) -> None:
+    """Raise the mapped ApplicationError for an error answer of a non-SDK HTTPS call; read
+    ``{"error": {"code", "message"}}`` and Retry-After the way the SDK path does."""
+    if response.status_code < 400:
+        return
+    code: str | None = None
+    azure_message = response.reason_phrase or f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = str(error["code"]) if error.get("code") else None
+        azure_message = str(error.get("message") or azure_message)
+    retry_after: float | None = None
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            retry_after = max(0.0, float(header))
+        except ValueError:
+            retry_after = None
+    if response.status_code == 401:
+        raise ApplicationError(
+            f"{action} {resource}: authentication failed (401). Check the worker's credentials for the ops API scope.",
+            type=AzureNonRetryableError.__name__,
+            non_retryable=True,
+        )
+    raise status_error(
+        response.status_code, code, azure_message, retry_after=retry_after, resource=resource, action=action
+    )
+
+
+# Codes inside a Failed long-running operation that say "try again", not "this cannot work".
+TRANSIENT_OPERATION_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "OperationTimedOut", "TooManyRequests", "GatewayTimeout"}
+)
+
+
+def _operation_failed(error: HttpResponseError, resource: str, action: str) -> ApplicationError:
+    """An LRO that ended Failed or Canceled: azure-core raises with the (2xx) status poll, whose
+    body carries the operation's error. Non-retryable unless that error is a transient one."""
+    code = _code(error) or "OperationFailed"
+    transient = code in TRANSIENT_OPERATION_CODES
+    return ApplicationError(
+        f"{action} {resource}: the operation failed: {code}: {_azure_message(error)}",
+        type=(AzureRetryableError if transient else AzureNonRetryableError).__name__,
+        non_retryable=not transient,
+    )
+
+
 def to_application_error(error: Exception, resource: str, action: str) -> ApplicationError:
     """Map an SDK error once: auth, 400, 403, 404 and 409 stop at once; 429 and 5xx are retried."""
     if isinstance(error, ClientAuthenticationError):
@@ -226,28 +306,16 @@ def to_application_error(error: Exception, resource: str, action: str) -> Applic
             type=AzureNonRetryableError.__name__,
             non_retryable=True,
         )
+    if isinstance(error, HttpResponseError) and error.status_code is not None and error.status_code < 400:
+        return _operation_failed(error, resource, action)
     if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = error.status_code
-        code = _code(error)
-        detail = f"{status} {code or ''}".strip()
-        message = f"{action} {resource}: {detail}: {_azure_message(error)}"
-        if status == 429 or status >= 500:
-            delay = _retry_after(error)
-            return ApplicationError(
-                message,
-                type=AzureRetryableError.__name__,
-                non_retryable=False,
-                next_retry_delay=timedelta(seconds=delay) if delay else None,
-            )
-        hints = {
-            403: " The worker's identity lacks an RBAC role on this resource.",
-            404: " Check the resource names in the plan.",
-            409: " Another operation is in progress on this resource, or its state forbids this action.",
-        }
-        return ApplicationError(
-            message + hints.get(status, ""),
-            type=AzureNonRetryableError.__name__,
-            non_retryable=status in NON_RETRYABLE_STATUSES or 400 <= status < 500,
+        return status_error(
+            error.status_code,
+            _code(error),
+            _azure_message(error),
+            retry_after=_retry_after(error),
+            resource=resource,
+            action=action,
         )
     if isinstance(error, (ServiceRequestError, ServiceResponseError, httpx.TransportError)):
         return ApplicationError(
@@ -265,7 +333,13 @@ async def azure_call(resource: str, action: str) -> AsyncIterator[None]:
         yield
     except ApplicationError:
         raise
-    except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError, httpx.TransportError) as exc:
+    except (
+        HttpResponseError,
+        ClientAuthenticationError,
+        ServiceRequestError,
+        ServiceResponseError,
+        httpx.TransportError,
+    ) as exc:
         raise to_application_error(exc, resource, action) from None
 
 
@@ -339,7 +413,7 @@ async def poll_until(
     ready: Callable[[T], bool],
     *,
     interval: float,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109  (a polling deadline, not a cancellation scope)
     progress: Callable[[T], Any] | None = None,
 ) -> T:
     """Poll ``probe`` until ``ready``; heartbeats each round (with ``progress`` of the last reading)."""

@@ -1,11 +1,11 @@
 """Error types of the orchestrator. Their class names are the ``ApplicationError.type`` values.
 
-    DrError
-    ├── PlanError                 a plan file is invalid (names the field and the fix)
-    ├── PreflightRefused          a workflow refuses to start: every reason at once
-    └── AzureOperationError       an Azure call failed
-        ├── AzureNonRetryableError    auth, 400, 403, 404, 409: retrying cannot help
-        └── AzureRetryableError       429 and 5xx: retried with backoff (Retry-After honoured)
+DrError
+├── PlanError                 a plan file is invalid (names the field and the fix)
+├── PreflightRefused          a workflow refuses to start: every reason at once
+└── AzureOperationError       an Azure call failed
+    ├── AzureNonRetryableError    auth, 400, 403, 404, 409: retrying cannot help
+    └── AzureRetryableError       429 and 5xx: retried with backoff (Retry-After honoured)
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import csv
+import dataclasses
 import difflib
+import hashlib
+import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,16 +25,68 @@ from domain.errors import PlanError, PlanIssue
 # Azure public-cloud region names (``az account list-locations``); a typo here must not
 # surface only at 3 a.m. as a 404 from ARM.
 AZURE_REGIONS = frozenset(
-    """
-    australiacentral australiacentral2 australiaeast australiasoutheast austriaeast belgiumcentral
-    brazilsouth brazilsoutheast canadacentral canadaeast centralindia centralus centraluseuap chilecentral
-    eastasia eastus eastus2 eastus2euap francecentral francesouth germanynorth germanywestcentral
-    indonesiacentral israelcentral italynorth japaneast japanwest jioindiacentral jioindiawest koreacentral
-    koreasouth malaysiawest mexicocentral newzealandnorth northcentralus northeurope norwayeast norwaywest
-    polandcentral qatarcentral southafricanorth southafricawest southcentralus southindia southeastasia
-    spaincentral swedencentral swedensouth switzerlandnorth switzerlandwest uaecentral uaenorth uksouth
-    ukwest westcentralus westeurope westindia westus westus2 westus3
-    """.split()
+    {
+        "australiacentral",
+        "australiacentral2",
+        "australiaeast",
+        "australiasoutheast",
+        "austriaeast",
+        "belgiumcentral",
+        "brazilsouth",
+        "brazilsoutheast",
+        "canadacentral",
+        "canadaeast",
+        "centralindia",
+        "centralus",
+        "centraluseuap",
+        "chilecentral",
+        "eastasia",
+        "eastus",
+        "eastus2",
+        "eastus2euap",
+        "francecentral",
+        "francesouth",
+        "germanynorth",
+        "germanywestcentral",
+        "indonesiacentral",
+        "israelcentral",
+        "italynorth",
+        "japaneast",
+        "japanwest",
+        "jioindiacentral",
+        "jioindiawest",
+        "koreacentral",
+        "koreasouth",
+        "malaysiawest",
+        "mexicocentral",
+        "newzealandnorth",
+        "northcentralus",
+        "northeurope",
+        "norwayeast",
+        "norwaywest",
+        "polandcentral",
+        "qatarcentral",
+        "southafricanorth",
+        "southafricawest",
+        "southcentralus",
+        "southindia",
+        "southeastasia",
+        "spaincentral",
+        "swedencentral",
+        "swedensouth",
+        "switzerlandnorth",
+        "switzerlandwest",
+        "uaecentral",
+        "uaenorth",
+        "uksouth",
+        "ukwest",
+        "westcentralus",
+        "westeurope",
+        "westindia",
+        "westus",
+        "westus2",
+        "westus3",
+    }
 )
 
 ENVIRONMENTS = ("production", "staging", "test", "dev")
@@ -136,6 +192,7 @@ class DrPlan:
     approvers: tuple[Approver, ...] = ()
     approvals_required: int = 2
     source: str = ""
+    digest: str = ""  # sha256 of the plan file and its tenants file: starter and worker must agree
 
     @property
     def regions(self) -> tuple[str, str]:
@@ -208,7 +265,9 @@ class _Reader:
     def flag(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
-            self.problem(f"{path}{key}", f"expected true or false, found {value!r}", f"set {key} = {str(default).lower()}")
+            self.problem(
+                f"{path}{key}", f"expected true or false, found {value!r}", f"set {key} = {str(default).lower()}"
+            )
             return default
         return value
 
@@ -231,13 +290,15 @@ class _Reader:
     ) -> dict[str, str]:
         table = self.table(data, key, path)
         result: dict[str, str] = {}
+        # A misspelt plan region is reported once (plan.*_region), not again for every per-region table.
+        known = tuple(reg for reg in regions if reg in AZURE_REGIONS)
         for region_name, value in table.items():
-            self.region(region_name, f"{path}{key}.{region_name}", regions)
+            self.region(region_name, f"{path}{key}.{region_name}", regions if known == regions else None)
             if not isinstance(value, str) or not value:
                 self.problem(f"{path}{key}.{region_name}", f"expected the {what} name", f'{region_name} = "name"')
                 continue
             result[region_name] = value
-        for region_name in regions:
+        for region_name in known:
             if table and region_name not in table:
                 self.problem(
                     f"{path}{key}.{region_name}",
@@ -256,7 +317,18 @@ def load_plan(path: str | Path) -> DrPlan:
         raise PlanError(str(plan_path), [PlanIssue("file", "not found", "pass the path of a plan .toml")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(str(plan_path), [PlanIssue("file", f"not valid TOML: {exc}", "fix the syntax")]) from exc
-    return parse_plan(raw, source=str(plan_path), base_dir=plan_path.parent)
+    plan = parse_plan(raw, source=str(plan_path), base_dir=plan_path.parent)
+    return dataclasses.replace(plan, digest=plan_digest(plan_path, raw))
+
+
+def plan_digest(path: Path, raw: Mapping[str, Any]) -> str:
+    """SHA-256 over the plan file and the tenants file it names."""
+    h = hashlib.sha256(path.read_bytes())
+    tenants_file = raw.get("tenants_file")
+    if tenants_file:
+        with contextlib.suppress(FileNotFoundError):
+            h.update((path.parent / str(tenants_file)).read_bytes())
+    return h.hexdigest()
 
 
 def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path | None = None) -> DrPlan:
@@ -323,15 +395,25 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
     cos = r.table(raw, "cosmos", "")
     cosmos_regions = cos.get("regions", [primary, dr])
     if not isinstance(cosmos_regions, list) or not cosmos_regions:
-        r.problem("cosmos.regions", "expected a list of regions in failover priority order", f'regions = ["{primary}", "{dr}"]')
+        r.problem(
+            "cosmos.regions",
+            "expected a list of regions in failover priority order",
+            f'regions = ["{primary}", "{dr}"]',
+        )
         cosmos_regions = [primary, dr]
     for i, reg in enumerate(cosmos_regions):
         r.region(reg, f"cosmos.regions[{i}]")
     for reg in regions:
-        if reg not in cosmos_regions:
-            r.problem("cosmos.regions", f"plan region {reg} is not a Cosmos DB region", f"add {reg!r} to cosmos.regions")
-    if cosmos_regions and cosmos_regions[0] != primary:
-        r.problem("cosmos.regions", "the first region (the write region) must be the primary region", f'start with "{primary}"')
+        if reg in AZURE_REGIONS and reg not in cosmos_regions:
+            r.problem(
+                "cosmos.regions", f"plan region {reg} is not a Cosmos DB region", f"add {reg!r} to cosmos.regions"
+            )
+    if cosmos_regions and primary in AZURE_REGIONS and cosmos_regions[0] != primary:
+        r.problem(
+            "cosmos.regions",
+            "the first region (the write region) must be the primary region",
+            f'start with "{primary}"',
+        )
     cosmos = CosmosSpec(
         resource_group=r.text(cos, "resource_group", "cosmos."),
         account=r.text(cos, "account", "cosmos."),
@@ -342,7 +424,9 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
     platform = PlatformSpec(endpoints=r.per_region(plat, "endpoints", "platform.", regions, "ops endpoint URL"))
     for reg, url in platform.endpoints.items():
         if not url.startswith("https://"):
-            r.problem(f"platform.endpoints.{reg}", f"{url!r} is not an https URL", "use https://host/ops (TLS is required)")
+            r.problem(
+                f"platform.endpoints.{reg}", f"{url!r} is not an https URL", "use https://host/ops (TLS is required)"
+            )
 
     s = r.table(raw, "slo", "", required=False)
     slo = SloSpec(
@@ -371,7 +455,9 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
         interval_seconds=int(r.number(fb, "interval_seconds", "failback.", 60, minimum=1, integer=True)),
     )
     for issue in validate_failback_steps(failback.steps, failback.soak_seconds, failback.interval_seconds):
-        r.issues.append(PlanIssue(f"failback.{issue.field}", issue.problem, issue.fix))
+        # The shared rules name the command line's --soak; in the plan the field is soak_seconds.
+        plan_field = {"soak": "soak_seconds"}.get(issue.field, issue.field)
+        r.issues.append(PlanIssue(f"failback.{plan_field}", issue.problem, issue.fix))
 
     residency: dict[str, tuple[str, ...]] = {}
     for pname, pval in r.table(raw, "residency", "").items():
@@ -402,7 +488,11 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
             )
             continue
         if not _is_ed25519_public_key(str(key)):
-            r.problem(f"{path}public_key", "not a base64 Ed25519 public key (32 bytes)", "paste the key printed by `drctl keys generate`")
+            r.problem(
+                f"{path}public_key",
+                "not a base64 Ed25519 public key (32 bytes)",
+                "paste the key printed by `drctl keys generate`",
+            )
             continue
         approvers.append(Approver(aname, str(key)))
     approvals_required = int(r.number(head, "approvals_required", "plan.", 2, minimum=1, integer=True))
@@ -441,11 +531,17 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
 def validate_failback_steps(steps: Any, soak_seconds: int, interval_seconds: int) -> list[PlanIssue]:
     """Rules for a traffic-shift schedule, shared by the plan and the failback command line."""
     issues: list[PlanIssue] = []
-    if not isinstance(steps, (list, tuple)) or not steps or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+    if (
+        not isinstance(steps, (list, tuple))
+        or not steps
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps)
+    ):
         return [PlanIssue("steps", f"expected a list of whole percentages, found {steps!r}", "e.g. 10,25,50,75,100")]
     if any(s <= 0 or s > 100 for s in steps):
-        issues.append(PlanIssue("steps", f"every step must be between 1 and 100 %, found {list(steps)}", "e.g. 10,25,50,75,100"))
-    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        issues.append(
+            PlanIssue("steps", f"every step must be between 1 and 100 %, found {list(steps)}", "e.g. 10,25,50,75,100")
+        )
+    if any(b <= a for a, b in itertools.pairwise(steps)):
         issues.append(PlanIssue("steps", f"steps must strictly increase, found {list(steps)}", "e.g. 10,25,50,75,100"))
     if steps[-1] != 100:
         issues.append(PlanIssue("steps", f"the last step must be 100 %, found {steps[-1]}", "end the list with 100"))
@@ -488,6 +584,8 @@ def _read_tenants(
             r.problem("tenants_file", f"{file_path} not found", "give a CSV path relative to the plan file")
     tenants: list[Tenant] = []
     seen: set[str] = set()
+    # With a misspelt plan region (already reported) every tenant would otherwise be flagged too.
+    allowed = regions if all(reg in AZURE_REGIONS for reg in regions) else None
     for where, row in rows:
         tid = str(row.get("id") or "").strip()
         if not tid:
@@ -498,13 +596,21 @@ def _read_tenants(
             continue
         seen.add(tid)
         home = str(row.get("home_region") or "")
-        r.region(home, f"{where}.home_region", regions)
+        r.region(home, f"{where}.home_region", allowed)
         policy = str(row.get("residency") or "")
         if policy not in residency:
             known = ", ".join(sorted(residency)) or "none defined"
-            r.problem(f"{where}.residency", f"unknown residency policy {policy!r} (known: {known})", "add a [residency.NAME] table or fix the name")
+            r.problem(
+                f"{where}.residency",
+                f"unknown residency policy {policy!r} (known: {known})",
+                "add a [residency.NAME] table or fix the name",
+            )
         elif home not in residency[policy]:
-            r.problem(f"{where}.residency", f"policy {policy!r} does not allow the tenant's home region {home}", "choose a policy that includes it")
+            r.problem(
+                f"{where}.residency",
+                f"policy {policy!r} does not allow the tenant's home region {home}",
+                "choose a policy that includes it",
+            )
         edition = str(row.get("edition") or "enterprise")
         if edition not in EDITIONS:
             r.problem(f"{where}.edition", f"unknown edition {edition!r}", f"use one of {', '.join(EDITIONS)}")

@@ -49,6 +49,10 @@ def frontdoor_profile(subscription: str, group: str, profile: str) -> str:
     return _rid(subscription, group, "Microsoft.Cdn", ("profiles", profile))
 
 
+def frontdoor_origin_group(subscription: str, group: str, profile: str, origin_group: str) -> str:
+    return _rid(subscription, group, "Microsoft.Cdn", ("profiles", profile), ("originGroups", origin_group))
+
+
 def frontdoor_origin(subscription: str, group: str, profile: str, origin_group: str, origin: str) -> str:
     return _rid(
         subscription,
@@ -78,3 +82,41 @@ def sql_failover_group(subscription: str, group: str, server: str, failover_grou
 
 def cosmos_account(subscription: str, group: str, account: str) -> str:
     return _rid(subscription, group, "Microsoft.DocumentDB", ("databaseAccounts", account))
+
+
+def servicebus_alias(subscription: str, group: str, namespace: str, alias: str) -> str:
+    return _rid(
+        subscription,
+        group,
+        "Microsoft.ServiceBus",
+        ("namespaces", namespace),
+        ("disasterRecoveryConfigs", alias),
+    )
+
+
+def _subscription_rid(subscription: str, provider: str, *pairs: tuple[str, str]) -> str:
+    """An id that lives under the subscription, not a resource group (location-scoped resources)."""
+    path = "/".join(f"{t}/{n}" for t, n in pairs)
+    return f"/subscriptions/{subscription}/providers/{provider}/{path}"
+
+
+def sql_restorable_dropped_database(subscription: str, group: str, server: str, dropped: str) -> str:
+    """``dropped`` is Azure's ``{databaseName},{deletionTicks}`` name."""
+    return _rid(subscription, group, "Microsoft.Sql", ("servers", server), ("restorableDroppedDatabases", dropped))
+
+
+def sql_ltr_backup(subscription: str, location: str, server: str, database: str, backup: str) -> str:
+    return _subscription_rid(
+        subscription,
+        "Microsoft.Sql",
+        ("locations", location),
+        ("longTermRetentionServers", server),
+        ("longTermRetentionDatabases", database),
+        ("longTermRetentionBackups", backup),
+    )
+
+
+def cosmos_restorable_account(subscription: str, location: str, instance_id: str) -> str:
+    return _subscription_rid(
+        subscription, "Microsoft.DocumentDB", ("locations", location), ("restorableDatabaseAccounts", instance_id)
+    )

@@ -239,7 +239,9 @@ class Faults:
     def error_for(rule: FaultRule, path: str) -> ArmError:
         headers = {}
         if rule.retry_after is not None:
-            headers["Retry-After"] = str(int(rule.retry_after)) if rule.retry_after == int(rule.retry_after) else str(rule.retry_after)
+            headers["Retry-After"] = (
+                str(int(rule.retry_after)) if rule.retry_after == int(rule.retry_after) else str(rule.retry_after)
+            )
         code = rule.code or _DEFAULT_CODES.get(rule.status, "Error")
         message = rule.message or f"Injected fault {rule.status} {code} for {path}."
         return ArmError(rule.status, code, message, headers=headers)
@@ -345,7 +347,9 @@ async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}") from exc
+        raise ArmError(
+            400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}"
+        ) from exc
 
 
 def monotonic_sleep(seconds: float) -> Awaitable[None]:

@@ -114,7 +114,9 @@ class Emulator:
         path = request.path[len(CONTROL_PREFIX) :] or "/"
         found = self.control.match(request.method, path)
         if found is None:
-            return json_response({"error": {"code": "NotFound", "message": f"no control route {request.method} {path}"}}, 404)
+            return json_response(
+                {"error": {"code": "NotFound", "message": f"no control route {request.method} {path}"}}, 404
+            )
         route, params = found
         try:
             body = await read_json(request)
@@ -137,16 +139,28 @@ class Emulator:
             health = body.get("health", "healthy")
             health = {"up": "healthy"}.get(health, health)
             st = world.set_region_health(
-                ctx.params["region"], health, error_rate=body.get("error_rate"), added_latency_ms=body.get("added_latency_ms")
+                ctx.params["region"],
+                health,
+                error_rate=body.get("error_rate"),
+                added_latency_ms=body.get("added_latency_ms"),
             )
-            return json_response({"region": st.name, "health": st.health, "error_rate": st.error_rate, "added_latency_ms": st.added_latency_ms})
+            return json_response(
+                {
+                    "region": st.name,
+                    "health": st.health,
+                    "error_rate": st.error_rate,
+                    "added_latency_ms": st.added_latency_ms,
+                }
+            )
 
         async def add_fault(ctx: RequestContext) -> web.StreamResponse:
             body = ctx.body or {}
             known = {r.operation for r in self.arm.routes}
             op = body.get("operation", "*")
             if op != "*" and not any(fnmatch.fnmatchcase(k, op) for k in known):
-                raise ArmError(400, "UnknownOperation", f"no operation matches {op!r}; known: {', '.join(sorted(known))}")
+                raise ArmError(
+                    400, "UnknownOperation", f"no operation matches {op!r}; known: {', '.join(sorted(known))}"
+                )
             allowed = {"operation", "status", "count", "retry_after", "latency", "code", "message", "path_contains"}
             rule = world.faults.add(FaultRule(**{k: v for k, v in body.items() if k in allowed}))
             return json_response({"id": rule.id, "operation": rule.operation, "count": rule.count}, 201)

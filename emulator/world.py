@@ -60,7 +60,9 @@ class World:
     def region(self, name: str) -> RegionState:
         state = self.regions.get(name.replace(" ", "").lower())
         if state is None:
-            raise ArmError(400, "LocationNotAvailableForResourceType", f"The region '{name}' is not part of this estate.")
+            raise ArmError(
+                400, "LocationNotAvailableForResourceType", f"The region '{name}' is not part of this estate."
+            )
         return state
 
     def set_region_health(
@@ -91,6 +93,8 @@ class World:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "regions": {name: asdict(state) | {"outage_seconds": state.outage_seconds} for name, state in self.regions.items()},
+            "regions": {
+                name: asdict(state) | {"outage_seconds": state.outage_seconds} for name, state in self.regions.items()
+            },
             "plans": [plan.name for plan in self.plans],
         }

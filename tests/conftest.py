@@ -3,6 +3,7 @@ that activities use, pointed at it exactly as they would be at Azure."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ class EmulatorHandle:
         self.server = server
         self.url = server.url
         self.ca_file = server.ca_file
-        self.control = httpx.Client(base_url=f"{self.url}/_emulator", verify=self.ca_file, timeout=30)
+        self.control = httpx.Client(
+            base_url=f"{self.url}/_emulator", verify=ssl.create_default_context(cafile=self.ca_file), timeout=30
+        )
 
     def connection(self) -> AzureConnection:
         return AzureConnection.for_emulator(self.url, self.ca_file, polling_interval=0.05)
@@ -58,7 +61,9 @@ class EmulatorHandle:
         ]
 
     def fault(self, operation: str, status: int, count: int = 1, **extra: Any) -> None:
-        self.control.post("/faults", json={"operation": operation, "status": status, "count": count, **extra}).raise_for_status()
+        self.control.post(
+            "/faults", json={"operation": operation, "status": status, "count": count, **extra}
+        ).raise_for_status()
 
     def region(self, region: str, health: str, **extra: Any) -> None:
         self.control.post(f"/regions/{region}", json={"health": health, **extra}).raise_for_status()
@@ -99,5 +104,3 @@ async def clients(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Azure
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-

@@ -77,7 +77,9 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def compare_shape(expected: Any, actual: Any, path: str = "", *, ignore: frozenset[str] = frozenset()) -> list[Mismatch]:
+def compare_shape(
+    expected: Any, actual: Any, path: str = "", *, ignore: frozenset[str] = frozenset()
+) -> list[Mismatch]:
     """Every key of ``expected`` must be in ``actual`` with the same JSON type (recursively;
     for lists, the first element's shape is compared with every element of ours)."""
     if path in ignore:
@@ -130,11 +132,14 @@ def replay(
     *,
     follow_lro: bool = True,
     max_polls: int = 200,
+    query: dict[str, str] | None = None,
 ) -> Replay:
     """Send one request; for 201/202 answers, poll Azure-AsyncOperation (or Location) to the end
-    the way azure-mgmt-core does, then read the final resource from Location if given."""
+    the way azure-mgmt-core does, then read the final resource from Location if given.
+    ``query`` adds query parameters (httpx replaces a query string written into ``path``)."""
     headers = {"Authorization": "Bearer conformance"}
-    resp = http.request(method, path, params={"api-version": api_version}, json=body, headers=headers)
+    params = {**(query or {}), "api-version": api_version}
+    resp = http.request(method, path, params=params, json=body, headers=headers)
     content = resp.json() if resp.content else None
     result = Replay(resp.status_code, resp.headers, content)
     if not follow_lro or resp.status_code not in (200, 201, 202):

@@ -1,0 +1,292 @@
+"""Platform ops API activities: tenant modes, re-pinning, registry reads and cache warm-up.
+
+The ops API lives per region (``AzureConnection.ops_url``); each activity calls a gateway in a
+region that is up (the DR region during a failover). Answers are mapped with the same status
+rules as Azure calls: 429 and 5xx are retried, every other error stops at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.azure import AzureClients, Estates, azure_call, check_http_response, poll_until
+from domain.messages.platform import (
+    TENANT_MODES,
+    ListTenantsInput,
+    ListTenantsResult,
+    RepinBatchInput,
+    RepinBatchResult,
+    RepinTenantsInput,
+    RepinTenantsResult,
+    SetTenantModeInput,
+    SetTenantModeResult,
+    TenantRecord,
+    WarmCacheInput,
+    WarmCacheResult,
+)
+
+# Tenant ids per registry read: keeps the query string well under common URL limits.
+IDS_PER_READ = 100
+DONE_STATUSES = ("Succeeded", "Failed", "Canceled")
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidInput", non_retryable=True)
+
+
+def _plan_region(clients: AzureClients, region: str, what: str) -> str:
+    if region not in clients.plan.regions:
+        raise _invalid(
+            f"{what} {region!r} is not a region of plan {clients.plan.name!r} ({', '.join(clients.plan.regions)})"
+        )
+    return region
+
+
+def _api_root(endpoint: str) -> str:
+    """``/ops/v1`` under a region's endpoint. Plans give either the region's root (the emulator's
+    ``.../regions/eastus``) or the ops API's own root (``https://ops.eastus2.example/ops``)."""
+    return endpoint + ("/v1" if endpoint.endswith("/ops") else "/ops/v1")
+
+
+def _record(raw: dict[str, Any]) -> TenantRecord:
+    return TenantRecord(
+        id=str(raw["id"]),
+        home_region=str(raw["homeRegion"]),
+        serving_region=str(raw["servingRegion"]),
+        mode=str(raw["mode"]),
+        residency=str(raw.get("residency", "")),
+        allowed_regions=tuple(str(r) for r in raw.get("allowedRegions", ())),
+    )
+
+
+class PlatformActivities:
+    """Activities on the platform's ops API, over HTTPS with the worker's bearer token."""
+
+    def __init__(self, estates: Estates) -> None:
+        self._estates = estates
+
+    async def _call(
+        self,
+        clients: AzureClients,
+        gateway: str,
+        method: str,
+        path: str,
+        *,
+        resource: str,
+        action: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One ops API request to the gateway in ``gateway``; the JSON answer, errors mapped."""
+        target = _api_root(clients.connection.ops_url(clients.plan, gateway)) + path
+        async with azure_call(f"{resource} (ops gateway {gateway})", action):
+            response = await clients.http.request(
+                method, target, params=params, json=body, headers=await clients.ops_headers()
+            )
+            check_http_response(response, f"{resource} (ops gateway {gateway})", action)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApplicationError(
+                f"{action} {resource}: the ops gateway in {gateway} answered {response.status_code} without JSON",
+                type="OpsProtocolError",
+                non_retryable=True,
+            ) from None
+
+    async def _count(self, clients: AzureClients, gateway: str, params: dict[str, str], resource: str) -> int:
+        page = await self._call(
+            clients, gateway, "GET", "/tenants", resource=resource, action="count", params=params | {"limit": "1"}
+        )
+        return int(page["totalCount"])
+
+    @activity.defn(name="platform.set_tenant_mode")
+    async def set_tenant_mode(self, request: SetTenantModeInput) -> SetTenantModeResult:
+        """Give every tenant homed in ``home_region`` the mode ``mode``; posts only if some differ."""
+        clients = self._estates[request.plan]
+        home = _plan_region(clients, request.home_region, "home region")
+        if request.mode not in TENANT_MODES:
+            raise _invalid(f"mode must be one of {', '.join(TENANT_MODES)}, got {request.mode!r}")
+        gateway = _plan_region(clients, request.gateway_region or clients.plan.other_region(home), "gateway region")
+        resource = f"tenants homed in {home}"
+        other_mode = next(m for m in TENANT_MODES if m != request.mode)
+        differing = await self._count(clients, gateway, {"homeRegion": home, "mode": other_mode}, resource)
+        if differing == 0:
+            matched = await self._count(clients, gateway, {"homeRegion": home}, resource)
+            return SetTenantModeResult(request.plan, home, request.mode, matched=matched, changed=0)
+        activity.logger.info("setting %d tenant(s) homed in %s to %s", differing, home, request.mode)
+        answer = await self._call(
+            clients,
+            gateway,
+            "POST",
+            "/tenants/mode",
+            resource=resource,
+            action=f"set mode {request.mode}",
+            body={"homeRegion": home, "mode": request.mode, "reason": request.reason},
+        )
+        return SetTenantModeResult(
+            request.plan, home, request.mode, matched=int(answer["matched"]), changed=int(answer["changed"])
+        )
+
+    @activity.defn(name="platform.repin_tenants")
+    async def repin_tenants(self, request: RepinTenantsInput) -> RepinTenantsResult:
+        """Serve a batch of tenants from ``target_region``: skips those already there, refuses those
+        whose residency policy forbids it, and re-pins the rest in one request."""
+        clients = self._estates[request.plan]
+        target = _plan_region(clients, request.target_region, "target region")
+        gateway = _plan_region(clients, request.gateway_region or target, "gateway region")
+        ids = list(dict.fromkeys(request.tenant_ids))
+        records: dict[str, TenantRecord] = {}
+        for start in range(0, len(ids), IDS_PER_READ):
+            chunk = ids[start : start + IDS_PER_READ]
+            page = await self._call(
+                clients,
+                gateway,
+                "GET",
+                "/tenants",
+                resource=f"{len(chunk)} tenant(s) starting at {chunk[0]}",
+                action="read",
+                params={"ids": ",".join(chunk), "limit": str(len(chunk))},
+            )
+            records.update((r.id, r) for r in map(_record, page["value"]))
+        unknown = [t for t in ids if t not in records]
+        if unknown:
+            raise ApplicationError(
+                f"re-pin to {target}: unknown tenant id(s) in the registry: {', '.join(unknown)}",
+                type="TenantNotFound",
+                non_retryable=True,
+            )
+        moved, skipped, refused = await self._repin_records(
+            clients, gateway, target, [records[t] for t in ids], request.reason
+        )
+        return RepinTenantsResult(request.plan, target, tuple(moved), tuple(skipped), tuple(refused))
+
+    async def _repin_records(
+        self, clients: AzureClients, gateway: str, target: str, records: list[TenantRecord], reason: str
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Re-pin the given tenants to ``target``: (moved, already there, refused by residency)."""
+        skipped = [r.id for r in records if r.serving_region == target]
+        refused = [r.id for r in records if r.serving_region != target and target not in r.allowed_regions]
+        to_move = [r.id for r in records if r.serving_region != target and target in r.allowed_regions]
+        moved: list[str] = []
+        if to_move:
+            activity.logger.info("re-pinning %d tenant(s) to %s", len(to_move), target)
+            answer = await self._call(
+                clients,
+                gateway,
+                "POST",
+                "/tenants/repin",
+                resource=f"{len(to_move)} tenant(s) to {target}",
+                action="re-pin",
+                body={"tenantIds": to_move, "targetRegion": target, "reason": reason},
+            )
+            moved = [str(t) for t in answer["moved"]]
+            skipped += [str(t) for t in answer.get("unchanged", ())]
+        return moved, skipped, refused
+
+    @activity.defn(name="platform.repin_batch")
+    async def repin_batch(self, request: RepinBatchInput) -> RepinBatchResult:
+        """One page of the tenants homed in ``from_region``: those whose residency allows
+        ``to_region`` are re-pinned there. Tenant ids stay inside the activity, so a workflow
+        re-pinning 100,000 tenants keeps a small history."""
+        clients = self._estates[request.plan]
+        source = _plan_region(clients, request.from_region, "from region")
+        target = _plan_region(clients, request.to_region, "to region")
+        params = {"limit": str(request.limit), "homeRegion": source}
+        if request.cursor:
+            params["cursor"] = request.cursor
+        page = await self._call(
+            clients, target, "GET", "/tenants", resource=f"tenants homed in {source}", action="list", params=params
+        )
+        records = [_record(r) for r in page["value"]]
+        moved, skipped, refused = await self._repin_records(clients, target, target, records, request.reason)
+        activity.heartbeat({"cursor": request.cursor, "moved": len(moved)})
+        return RepinBatchResult(
+            plan=request.plan,
+            considered=len(records),
+            moved=len(moved),
+            already_there=len(skipped),
+            not_allowed=len(refused),
+            next_cursor=page.get("nextCursor"),
+        )
+
+    @activity.defn(name="platform.list_tenants")
+    async def list_tenants(self, request: ListTenantsInput) -> ListTenantsResult:
+        """One filtered page of the tenant registry (pass ``next_cursor`` back for the next)."""
+        clients = self._estates[request.plan]
+        gateway = _plan_region(clients, request.gateway_region or clients.plan.dr_region, "gateway region")
+        params = {"limit": str(request.limit)}
+        for key, value in (
+            ("homeRegion", request.home_region),
+            ("servingRegion", request.serving_region),
+            ("mode", request.mode),
+            ("cursor", request.cursor),
+        ):
+            if value:
+                params[key] = value
+        page = await self._call(
+            clients, gateway, "GET", "/tenants", resource="tenant registry", action="list", params=params
+        )
+        return ListTenantsResult(
+            plan=request.plan,
+            tenants=tuple(_record(r) for r in page["value"]),
+            next_cursor=page.get("nextCursor"),
+            total=int(page["totalCount"]),
+        )
+
+    @activity.defn(name="platform.warm_cache")
+    async def warm_cache(self, request: WarmCacheInput) -> WarmCacheResult:
+        """Make the cache of ``region`` warm: starts a warm-up unless it is warm (or one is running),
+        then polls the warm-up operation to its end."""
+        clients = self._estates[request.plan]
+        region = _plan_region(clients, request.region, "region")
+        gateway = _plan_region(clients, request.gateway_region or region, "gateway region")
+        resource = f"cache of {region}"
+        started = time.monotonic()
+        status = await self._call(
+            clients, gateway, "GET", "/cache", resource=resource, action="read", params={"region": region}
+        )
+        if status["state"] == "warm" and not request.force:
+            return WarmCacheResult(request.plan, region, "warm", False, None, time.monotonic() - started)
+        changed = False
+        operation_id = status.get("operationId") if status["state"] == "warming" else None
+        if operation_id is None:
+            activity.logger.info("warming the cache of %s (scope %s)", region, request.scope)
+            accepted = await self._call(
+                clients,
+                gateway,
+                "POST",
+                "/cache/warmup",
+                resource=resource,
+                action="warm up",
+                body={"region": region, "scope": request.scope},
+            )
+            operation_id = str(accepted["id"])
+            changed = True
+
+        async def probe() -> dict[str, Any]:
+            answer: dict[str, Any] = await self._call(
+                clients, gateway, "GET", f"/operations/{operation_id}", resource=resource, action="poll warm-up"
+            )
+            return answer
+
+        final = await poll_until(
+            f"the cache warm-up of {region}",
+            probe,
+            lambda op: op.get("status") in DONE_STATUSES,
+            interval=clients.connection.polling_interval,
+            timeout=request.timeout_seconds,
+            progress=lambda op: {"operation": operation_id, "status": op.get("status")},
+        )
+        if final.get("status") != "Succeeded":
+            raise ApplicationError(
+                f"the cache warm-up {operation_id} of {region} ended {final.get('status')}",
+                type="CacheWarmupFailed",
+                non_retryable=False,
+            )
+        return WarmCacheResult(request.plan, region, "warm", changed, operation_id, time.monotonic() - started)

@@ -1,0 +1,356 @@
+"""Azure SQL activities: read a failover group, fail it over (planned or forced), restore a
+database to a point in time.
+
+Each mutating activity reads first and acts only when the desired state is missing, then waits
+for Azure's long-running operation with ``await_lro`` (heartbeating its continuation token, so a
+retried attempt resumes the same operation instead of starting a second one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.sql.models import Database, DatabaseProperties, FailoverGroup
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.azure import AzureClients, Estates, await_lro, azure_call, poll_until, resumed_lro
+from domain.messages.sql import (
+    FAILOVER_MODES,
+    MODE_FORCED,
+    MODE_NONE,
+    MODE_PLANNED,
+    ROLE_PRIMARY,
+    ROLE_SECONDARY,
+    FailoverGroupView,
+    FailoverSqlGroupInput,
+    FailoverSqlGroupResult,
+    GetFailoverGroupInput,
+    RestoreDatabasePitrInput,
+    RestoreDatabasePitrResult,
+    ServerRole,
+)
+from domain.plan import FailoverGroupSpec
+from domain.resource_ids import ResourceId, sql_database
+
+# Tags on a restored database naming its source and point in time: Azure does not return
+# createMode/sourceDatabaseId/restorePointInTime on GET, so they are how a rerun recognises its work.
+TAG_SOURCE = "dr-restore-source"
+TAG_POINT = "dr-restore-point"
+ONLINE = "Online"
+BUSY = "FailoverGroupBusy"
+RESTORE_WAIT_SECONDS = 4 * 3600.0
+BUSY_WAIT_SECONDS = 900.0
+
+
+def _text(value: object) -> str | None:
+    """An SDK enum or string as its wire text (``str()`` of a str-Enum is its member name)."""
+    if value is None:
+        return None
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidInput", non_retryable=True)
+
+
+def canonical_time(value: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive input means UTC)."""
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _invalid(f"point in time {value!r} is not an ISO 8601 timestamp") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def iso_z(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _now() -> str:
+    return iso_z(dt.datetime.now(dt.UTC))
+
+
+def _group_spec(clients: AzureClients, name: str) -> FailoverGroupSpec:
+    for spec in clients.plan.sql.failover_groups:
+        if spec.name == name:
+            return spec
+    known = ", ".join(g.name for g in clients.plan.sql.failover_groups)
+    raise _invalid(f"failover group {name!r} is not in plan {clients.plan.name!r} (groups: {known})")
+
+
+def _describe(spec: FailoverGroupSpec, server: str) -> str:
+    return f"SQL failover group '{spec.name}' on server '{server}' (resource group '{spec.resource_group}')"
+
+
+def _server_name(resource_id: str | None) -> str | None:
+    if not resource_id:
+        return None
+    try:
+        return ResourceId.parse(resource_id).types_and_names[0][1]
+    except ValueError:
+        return None
+
+
+def _view(plan: str, spec: FailoverGroupSpec, group: FailoverGroup) -> FailoverGroupView:
+    """Both servers' roles from one server's answer: its own role and its partner's."""
+    region_of = {server.lower(): region for region, server in spec.servers.items()}
+    props = group.properties
+    if props is None:
+        raise ApplicationError(
+            f"failover group {spec.name!r}: Azure answered without properties", type="AzureBadAnswer"
+        )
+    roles: dict[str, str] = {}
+    own = _server_name(group.id)
+    if own and own.lower() in region_of:
+        roles[region_of[own.lower()]] = _text(props.replication_role) or ROLE_SECONDARY
+    for partner in props.partner_servers or []:
+        name = _server_name(partner.id)
+        if name and name.lower() in region_of:
+            roles[region_of[name.lower()]] = _text(partner.replication_role) or ROLE_SECONDARY
+    servers = tuple(
+        ServerRole(region, server, roles.get(region, ROLE_SECONDARY)) for region, server in spec.servers.items()
+    )
+    primaries = [s for s in servers if s.role == ROLE_PRIMARY]
+    if len(primaries) != 1:
+        raise ApplicationError(
+            f"failover group {spec.name!r}: expected one primary server, Azure reports {[vars(s) for s in servers]}",
+            type="AzureBadAnswer",
+        )
+    endpoint = props.read_write_endpoint
+    return FailoverGroupView(
+        plan=plan,
+        failover_group=spec.name,
+        primary_region=primaries[0].region,
+        primary_server=primaries[0].server,
+        servers=servers,
+        replication_state=props.replication_state or "",
+        read_write_failover_policy=(_text(endpoint.failover_policy) or "") if endpoint is not None else "",
+        grace_period_minutes=endpoint.failover_with_data_loss_grace_period_minutes if endpoint is not None else None,
+        databases=tuple(ResourceId.parse(d).name for d in props.databases or []),
+    )
+
+
+class SqlActivities:
+    """Activities on each plan's Azure SQL failover groups and databases, through the aio SDK."""
+
+    def __init__(self, estates: Estates) -> None:
+        self._estates = estates
+
+    async def _read(self, clients: AzureClients, spec: FailoverGroupSpec) -> FailoverGroupView:
+        """Ask each server in turn; one answer names both roles. A server whose region is out
+        (retryable error) is skipped; a wrong name or missing permission stops at once."""
+        last: ApplicationError | None = None
+        for server in spec.servers.values():
+            try:
+                async with azure_call(_describe(spec, server), "read"):
+                    group = await clients.sql.failover_groups.get(
+                        resource_group_name=spec.resource_group, server_name=server, failover_group_name=spec.name
+                    )
+            except ApplicationError as err:
+                if err.non_retryable:
+                    raise
+                last = err
+                continue
+            return _view(clients.plan.name, spec, group)
+        assert last is not None
+        raise last
+
+    @activity.defn(name="sql.get_failover_group")
+    async def get_failover_group(self, input: GetFailoverGroupInput) -> FailoverGroupView:
+        """Each server's role, the replication state and the group's databases."""
+        clients = self._estates[input.plan]
+        return await self._read(clients, _group_spec(clients, input.failover_group))
+
+    @activity.defn(name="sql.failover_group")
+    async def failover_group(self, input: FailoverSqlGroupInput) -> FailoverSqlGroupResult:
+        """Make the server in ``target_region`` the group's primary (planned, forced or try-planned)."""
+        clients = self._estates[input.plan]
+        spec = _group_spec(clients, input.failover_group)
+        if input.mode not in FAILOVER_MODES:
+            raise _invalid(f"failover mode {input.mode!r} is not one of {', '.join(FAILOVER_MODES)}")
+        target = spec.servers.get(input.target_region)
+        if target is None:
+            raise _invalid(
+                f"region {input.target_region!r} has no server in failover group {spec.name!r} "
+                f"(regions: {', '.join(spec.servers)})"
+            )
+        operation = f"sql.failover_group/{spec.name}/{target}/{input.mode}"
+        before = await self._read(clients, spec)
+        if before.primary_region == input.target_region:
+            if resumed_lro(operation) is not None:
+                # An earlier attempt of this activity started the failover, which finished meanwhile.
+                return self._result(input, before, changed=True, mode=input.mode)
+            activity.logger.info("failover group %s already primary in %s", spec.name, input.target_region)
+            return self._result(input, before, changed=False, mode=MODE_NONE)
+
+        operations = clients.sql.failover_groups
+        begin: Callable[..., Awaitable[Any]] = {
+            MODE_PLANNED: operations.begin_failover,
+            MODE_FORCED: operations.begin_force_failover_allow_data_loss,
+        }.get(input.mode, operations.begin_try_planned_before_forced_failover)
+        activity.logger.info(
+            "%s failover of %s from %s to %s", input.mode, spec.name, before.primary_region, input.target_region
+        )
+        group: FailoverGroup | None = None
+        async with azure_call(_describe(spec, target), f"{input.mode} failover to"):
+            try:
+                group = await await_lro(
+                    operation,
+                    begin,
+                    resource_group_name=spec.resource_group,
+                    server_name=target,
+                    failover_group_name=spec.name,
+                )
+            except HttpResponseError as err:
+                # An earlier attempt's failover still running (its heartbeat never reached the
+                # server): wait for the group instead of failing the activity.
+                if err.status_code != 409 or err.error is None or err.error.code != BUSY:
+                    raise
+                activity.logger.info("failover group %s is busy; waiting for the running operation", spec.name)
+        after: FailoverGroupView | None
+        if group is None:
+            after = await poll_until(
+                f"failover group {spec.name!r} to finish its running operation with {target!r} primary",
+                lambda: self._read(clients, spec),
+                lambda view: view.primary_region == input.target_region,
+                interval=clients.connection.polling_interval,
+                timeout=BUSY_WAIT_SECONDS,
+                progress=lambda view: {"primary_region": view.primary_region},
+            )
+        else:
+            after = _view(clients.plan.name, spec, group) if group.properties is not None else None
+        if after is None or after.primary_region != input.target_region:
+            after = await self._read(clients, spec)
+        if after.primary_region != input.target_region:
+            raise ApplicationError(
+                f"{input.mode} failover of {spec.name!r} completed but Azure still reports "
+                f"{after.primary_server!r} ({after.primary_region}) as primary",
+                type="FailoverNotApplied",
+            )
+        return self._result(input, after, changed=True, mode=input.mode)
+
+    @staticmethod
+    def _result(
+        input: FailoverSqlGroupInput, view: FailoverGroupView, *, changed: bool, mode: str
+    ) -> FailoverSqlGroupResult:
+        return FailoverSqlGroupResult(
+            plan=input.plan,
+            failover_group=view.failover_group,
+            primary_region=view.primary_region,
+            primary_server=view.primary_server,
+            changed=changed,
+            mode=mode,
+            data_loss_possible=changed and mode != MODE_PLANNED,
+            servers=view.servers,
+            completed_at=_now(),
+        )
+
+    @activity.defn(name="sql.restore_database_pitr")
+    async def restore_database_pitr(self, input: RestoreDatabasePitrInput) -> RestoreDatabasePitrResult:
+        """Create ``target_database`` as a point-in-time restore of ``source_database`` (once)."""
+        clients = self._estates[input.plan]
+        spec = _group_spec(clients, input.failover_group)
+        point = iso_z(canonical_time(input.point_in_time))
+        region = input.region or (await self._read(clients, spec)).primary_region
+        server = spec.servers.get(region)
+        if server is None:
+            raise _invalid(f"region {region!r} has no server in failover group {spec.name!r}")
+        plan = clients.plan
+        source_id = sql_database(plan.subscription_id, spec.resource_group, server, input.source_database)
+        wanted_tags = {TAG_SOURCE: source_id, TAG_POINT: point}
+        resource = (
+            f"SQL database '{input.target_database}' on server '{server}' (resource group '{spec.resource_group}')"
+        )
+
+        async with azure_call(resource, "read"):
+            try:
+                existing: Database | None = await clients.sql.databases.get(
+                    resource_group_name=spec.resource_group, server_name=server, database_name=input.target_database
+                )
+            except ResourceNotFoundError:
+                existing = None
+        if existing is not None:
+            tags = existing.tags or {}
+            if tags.get(TAG_SOURCE, "").lower() != source_id.lower() or tags.get(TAG_POINT) != point:
+                raise ApplicationError(
+                    f"{resource} already exists and is not a restore of {source_id} at {point} "
+                    f"(its restore tags: {tags.get(TAG_SOURCE)!r} at {tags.get(TAG_POINT)!r}); choose another name",
+                    type="RestoreTargetExists",
+                    non_retryable=True,
+                )
+            activity.logger.info("%s was already restored by an earlier attempt", resource)
+            if _text(existing.properties.status if existing.properties else None) != ONLINE:
+                existing = await self._wait_online(clients, spec, server, input.target_database, resource)
+            return self._restore_result(
+                input, region, server, existing, source_id=source_id, point=point, created=False
+            )
+
+        parameters = Database(
+            location=region,
+            tags=wanted_tags,
+            properties=DatabaseProperties(
+                create_mode="PointInTimeRestore",
+                source_database_id=source_id,
+                restore_point_in_time=canonical_time(point),
+            ),
+        )
+        activity.logger.info("restoring %s from %s at %s", resource, source_id, point)
+        async with azure_call(resource, "point-in-time restore of"):
+            restored: Database = await await_lro(
+                f"sql.restore_database_pitr/{server}/{input.target_database}",
+                clients.sql.databases.begin_create_or_update,
+                resource_group_name=spec.resource_group,
+                server_name=server,
+                database_name=input.target_database,
+                parameters=parameters,
+            )
+        return self._restore_result(input, region, server, restored, source_id=source_id, point=point, created=True)
+
+    async def _wait_online(
+        self, clients: AzureClients, spec: FailoverGroupSpec, server: str, database: str, resource: str
+    ) -> Database:
+        async def probe() -> Database:
+            async with azure_call(resource, "read"):
+                db: Database = await clients.sql.databases.get(
+                    resource_group_name=spec.resource_group, server_name=server, database_name=database
+                )
+            return db
+
+        return await poll_until(
+            f"{resource} to come online",
+            probe,
+            lambda db: _text(db.properties.status if db.properties else None) == ONLINE,
+            interval=clients.connection.polling_interval,
+            timeout=RESTORE_WAIT_SECONDS,
+            progress=lambda db: {"status": _text(db.properties.status if db.properties else None)},
+        )
+
+    @staticmethod
+    def _restore_result(
+        input: RestoreDatabasePitrInput,
+        region: str,
+        server: str,
+        db: Database,
+        *,
+        source_id: str,
+        point: str,
+        created: bool,
+    ) -> RestoreDatabasePitrResult:
+        return RestoreDatabasePitrResult(
+            plan=input.plan,
+            region=region,
+            server=server,
+            database=input.target_database,
+            database_id=db.id or "",
+            source_database_id=source_id,
+            point_in_time=point,
+            status=_text(db.properties.status if db.properties else None) or "",
+            created=created,
+        )

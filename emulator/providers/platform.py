@@ -1,0 +1,373 @@
+"""The platform's ops API: the tenant registry (modes, serving region), re-pinning and cache warm-up.
+
+Served per region under ``/regions/{region}/ops/v1/...`` (each region has its own ops gateway; the
+registry behind them is global). A gateway in a down region answers 503. Errors use Azure's shape
+``{"error": {"code", "message"}}``. Request shapes are the ops runbook's:
+
+- ``POST /ops/v1/tenants/mode {homeRegion | tenantIds, mode, reason}`` -> counts
+- ``GET  /ops/v1/tenants?homeRegion=&servingRegion=&mode=&ids=&cursor=&limit=`` -> a page
+- ``POST /ops/v1/tenants/repin {tenantIds, targetRegion, reason}`` -> moved/unchanged, or 409
+  naming the tenants whose residency policy forbids the target (nothing moves then)
+- ``POST /ops/v1/cache/warmup {region, scope?}`` -> 202 + ``Operation-Location``;
+  ``GET /ops/v1/operations/{id}`` polls it; ``GET /ops/v1/cache?region=`` reads a cache's state
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from emulator.core import ArmError, JsonDict, RequestContext, Router, iso, json_response, utc_now
+from emulator.world import World
+
+BASE = "/regions/{region}/ops/v1"
+MODES = ("read-write", "read-only")
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+WARMUP = "Ops_CacheWarmup"
+
+
+@dataclass
+class TenantEntry:
+    id: str
+    plan: str
+    home_region: str
+    serving_region: str
+    mode: str
+    residency: str
+    allowed_regions: tuple[str, ...]
+    updated_at: str
+    reason: str = ""
+
+    def render(self) -> JsonDict:
+        return {
+            "id": self.id,
+            "homeRegion": self.home_region,
+            "servingRegion": self.serving_region,
+            "mode": self.mode,
+            "residency": self.residency,
+            "allowedRegions": list(self.allowed_regions),
+            "updatedAt": self.updated_at,
+        }
+
+
+@dataclass
+class CacheState:
+    region: str
+    state: str  # "warm" | "warming" | "stale" | "cold"
+    warmed_at: str | None = None
+    operation_id: str | None = None
+
+    def render(self) -> JsonDict:
+        return {
+            "region": self.region,
+            "state": self.state,
+            "warmedAt": self.warmed_at,
+            "operationId": self.operation_id,
+        }
+
+
+@dataclass
+class Warmup:
+    id: str
+    region: str
+    scope: str
+    started_at: str
+    completed_at: str | None = None
+
+
+def _error(status: int, code: str, message: str) -> ArmError:
+    return ArmError(status, code, message)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        offset = int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _error(
+            400, "InvalidCursor", f"The cursor '{cursor}' is not valid; pass the nextCursor of a previous page."
+        ) from None
+    if prefix != "offset" or offset < 0:
+        raise _error(
+            400, "InvalidCursor", f"The cursor '{cursor}' is not valid; pass the nextCursor of a previous page."
+        )
+    return offset
+
+
+class PlatformProvider:
+    """The tenant registry of every plan and each region's cache, behind per-region gateways."""
+
+    name = "platform"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.tenants: dict[str, TenantEntry] = {}
+        self.caches: dict[str, CacheState] = {}
+        self.warmups: dict[str, Warmup] = {}
+        now = iso(utc_now())
+        for plan in world.plans:
+            for tenant in plan.tenants:
+                self.tenants.setdefault(
+                    tenant.id,
+                    TenantEntry(
+                        id=tenant.id,
+                        plan=plan.name,
+                        home_region=tenant.home_region,
+                        serving_region=tenant.home_region,
+                        mode="read-write",
+                        residency=tenant.residency,
+                        allowed_regions=tuple(plan.residency.get(tenant.residency, ())),
+                        updated_at=now,
+                    ),
+                )
+            self.caches.setdefault(plan.primary_region, CacheState(plan.primary_region, "warm", now))
+            self.caches.setdefault(plan.dr_region, CacheState(plan.dr_region, "cold"))
+        world.on_change(self._regions_changed)
+
+    def _regions_changed(self) -> None:
+        """A region that goes down loses its cache: it has to be warmed again after recovery."""
+        for name, region in self.world.regions.items():
+            cache = self.caches.get(name)
+            if region.is_down and cache is not None and cache.state != "cold":
+                self.caches[name] = CacheState(name, "cold")
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _gateway(self, ctx: RequestContext) -> str:
+        region = ctx.params["region"].lower()
+        state = self.world.regions.get(region)
+        if state is None:
+            raise _error(404, "UnknownRegion", f"There is no ops gateway in region '{ctx.params['region']}'.")
+        if state.is_down:
+            raise _error(503, "ServiceUnavailable", f"The ops gateway in region '{region}' is unavailable.")
+        return region
+
+    def _known_region(self, value: Any, field_name: str) -> str:
+        if not isinstance(value, str) or value.lower() not in self.world.regions:
+            known = ", ".join(sorted(self.world.regions))
+            raise _error(
+                400, "InvalidRequest", f"'{field_name}' must be one of the estate's regions ({known}), got {value!r}."
+            )
+        return value.lower()
+
+    @staticmethod
+    def _body(ctx: RequestContext) -> dict[str, Any]:
+        if not isinstance(ctx.body, dict):
+            raise _error(400, "InvalidRequest", "The request body must be a JSON object.")
+        return ctx.body
+
+    @staticmethod
+    def _reason(body: dict[str, Any]) -> str:
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise _error(400, "InvalidRequest", "'reason' is required: the registry records why every change was made.")
+        return reason.strip()
+
+    def _tenant_ids(self, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value or not all(isinstance(t, str) and t for t in value):
+            raise _error(400, "InvalidRequest", "'tenantIds' must be a non-empty list of tenant ids.")
+        unknown = [t for t in value if t not in self.tenants]
+        if unknown:
+            raise _error(404, "TenantNotFound", f"Unknown tenant id(s): {', '.join(unknown)}.")
+        return list(dict.fromkeys(value))
+
+    # ---- handlers ------------------------------------------------------------------------------
+
+    async def set_mode(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        body = self._body(ctx)
+        mode = body.get("mode")
+        if mode not in MODES:
+            raise _error(400, "InvalidRequest", f"'mode' must be one of {', '.join(MODES)}, got {mode!r}.")
+        reason = self._reason(body)
+        if "tenantIds" in body:
+            selected = [self.tenants[t] for t in self._tenant_ids(body["tenantIds"])]
+            scope: JsonDict = {"tenantIds": len(selected)}
+        elif "homeRegion" in body:
+            home = self._known_region(body["homeRegion"], "homeRegion")
+            selected = [t for t in self.tenants.values() if t.home_region == home]
+            scope = {"homeRegion": home}
+        else:
+            raise _error(400, "InvalidRequest", "Give either 'homeRegion' or 'tenantIds'.")
+        changed = [t for t in selected if t.mode != mode]
+        now = iso(utc_now())
+        for tenant in changed:
+            tenant.mode = mode
+            tenant.updated_at = now
+            tenant.reason = reason
+        return json_response(
+            scope
+            | {
+                "mode": mode,
+                "matched": len(selected),
+                "changed": len(changed),
+                "unchanged": len(selected) - len(changed),
+                "changedTenantIds": [t.id for t in changed],
+            }
+        )
+
+    async def list_tenants(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        query = ctx.request.query
+        rows = sorted(self.tenants.values(), key=lambda t: t.id)
+        if "homeRegion" in query:
+            home = self._known_region(query["homeRegion"], "homeRegion")
+            rows = [t for t in rows if t.home_region == home]
+        if "servingRegion" in query:
+            serving = self._known_region(query["servingRegion"], "servingRegion")
+            rows = [t for t in rows if t.serving_region == serving]
+        if "mode" in query:
+            if query["mode"] not in MODES:
+                raise _error(400, "InvalidRequest", f"'mode' must be one of {', '.join(MODES)}.")
+            rows = [t for t in rows if t.mode == query["mode"]]
+        if "ids" in query:
+            wanted = {i for i in query["ids"].split(",") if i}
+            rows = [t for t in rows if t.id in wanted]
+        try:
+            limit = int(query.get("limit", DEFAULT_PAGE))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= MAX_PAGE:
+            raise _error(400, "InvalidRequest", f"'limit' must be a whole number from 1 to {MAX_PAGE}.")
+        offset = _decode_cursor(query["cursor"]) if query.get("cursor") else 0
+        page = rows[offset : offset + limit]
+        next_offset = offset + limit
+        return json_response(
+            {
+                "value": [t.render() for t in page],
+                "nextCursor": _encode_cursor(next_offset) if next_offset < len(rows) else None,
+                "totalCount": len(rows),
+            }
+        )
+
+    async def repin(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        body = self._body(ctx)
+        ids = self._tenant_ids(body.get("tenantIds"))
+        target = self._known_region(body.get("targetRegion"), "targetRegion")
+        reason = self._reason(body)
+        if self.world.regions[target].is_down:
+            raise _error(409, "RegionUnavailable", f"Cannot re-pin tenants to region '{target}': it is down.")
+        refused = [self.tenants[t] for t in ids if target not in self.tenants[t].allowed_regions]
+        if refused:
+            names = ", ".join(
+                f"{t.id} (residency '{t.residency}' allows {', '.join(t.allowed_regions)})" for t in refused
+            )
+            raise _error(
+                409,
+                "ResidencyViolation",
+                f"Re-pinning to '{target}' refused; nothing was moved. These tenants may not be served from "
+                f"'{target}': {names}.",
+            )
+        moved = [self.tenants[t] for t in ids if self.tenants[t].serving_region != target]
+        now = iso(utc_now())
+        for tenant in moved:
+            tenant.serving_region = target
+            tenant.updated_at = now
+            tenant.reason = reason
+        cache = self.caches.get(target)
+        if moved and cache is not None and cache.state == "warm":
+            cache.state = "stale"
+        return json_response(
+            {
+                "targetRegion": target,
+                "moved": [t.id for t in moved],
+                "unchanged": [t for t in ids if t not in {m.id for m in moved}],
+            }
+        )
+
+    async def warmup(self, ctx: RequestContext) -> web.StreamResponse:
+        gateway = self._gateway(ctx)
+        body = self._body(ctx)
+        region = self._known_region(body.get("region"), "region")
+        scope = body.get("scope", "all")
+        if not isinstance(scope, str) or not scope:
+            raise _error(400, "InvalidRequest", "'scope' must be a non-empty string (default 'all').")
+        if self.world.regions[region].is_down:
+            raise _error(409, "RegionUnavailable", f"Cannot warm the cache of region '{region}': it is down.")
+        cache = self.caches.setdefault(region, CacheState(region, "cold"))
+        running = self.warmups.get(cache.operation_id or "")
+        if cache.state == "warming" and running is not None:
+            return self._accepted(ctx, gateway, running)
+
+        def warmed() -> None:
+            current = self.caches.get(region)
+            if current is not None and current.operation_id == op.id and current.state == "warming":
+                current.state = "warm"
+                current.warmed_at = iso(utc_now())
+            self.warmups[op.id].completed_at = iso(utc_now())
+
+        op = self.world.operations.start(WARMUP, self.world.latencies.get(WARMUP))
+        warmup = Warmup(op.id, region, scope, iso(op.started))
+        self.warmups[op.id] = warmup
+        cache.state = "warming"
+        cache.operation_id = op.id
+        # Registered after the record exists: a zero-latency warm-up completes inside start().
+        op.apply = warmed
+        if op.status == "Succeeded":
+            warmed()
+        return self._accepted(ctx, gateway, warmup)
+
+    def _accepted(self, ctx: RequestContext, gateway: str, warmup: Warmup) -> web.StreamResponse:
+        url = ctx.absolute(BASE.format(region=gateway) + f"/operations/{warmup.id}")
+        return json_response(self._render_op(warmup), 202, {"Operation-Location": url, "Location": url})
+
+    def _render_op(self, warmup: Warmup) -> JsonDict:
+        status = self.world.operations.get(warmup.id).status
+        body: JsonDict = {
+            "id": warmup.id,
+            "kind": "cache-warmup",
+            "status": status,
+            "region": warmup.region,
+            "scope": warmup.scope,
+            "startedAt": warmup.started_at,
+        }
+        if warmup.completed_at is not None:
+            body["completedAt"] = warmup.completed_at
+        return body
+
+    async def get_operation(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        warmup = self.warmups.get(ctx.params["operationId"])
+        if warmup is None:
+            raise _error(404, "OperationNotFound", f"There is no operation '{ctx.params['operationId']}'.")
+        return json_response(self._render_op(warmup))
+
+    async def cache_status(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        region = self._known_region(ctx.request.query.get("region"), "region")
+        cache = self.caches.setdefault(region, CacheState(region, "cold"))
+        return json_response(cache.render())
+
+    # ---- provider protocol ---------------------------------------------------------------------
+
+    def register(self, router: Router, control: Router) -> None:
+        router.add("POST", BASE + "/tenants/mode", "Ops_SetTenantMode", self.set_mode, mutating=True)
+        router.add("GET", BASE + "/tenants", "Ops_GetTenants", self.list_tenants)
+        router.add("POST", BASE + "/tenants/repin", "Ops_RepinTenants", self.repin, mutating=True)
+        router.add("POST", BASE + "/cache/warmup", WARMUP, self.warmup, mutating=True, latency_mode="operation")
+        router.add("GET", BASE + "/cache", "Ops_GetCacheStatus", self.cache_status)
+        router.add("GET", BASE + "/operations/{operationId}", "Ops_GetOperation", self.get_operation)
+
+    def snapshot(self) -> JsonDict:
+        modes: dict[str, int] = {}
+        serving: dict[str, int] = {}
+        for tenant in self.tenants.values():
+            modes[tenant.mode] = modes.get(tenant.mode, 0) + 1
+            serving[tenant.serving_region] = serving.get(tenant.serving_region, 0) + 1
+        return {
+            "tenants": {t.id: t.render() for t in self.tenants.values()},
+            "modes": modes,
+            "servingRegions": serving,
+            "caches": {name: cache.render() for name, cache in self.caches.items()},
+        }

@@ -1,0 +1,47 @@
+"""drctl: the operator's command line. This module only sets up logging and registers the groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from observability.logging import configure_logging
+from starters import emulator_cmd, plan_cmd
+
+app = typer.Typer(
+    name="drctl",
+    help="Disaster-recovery orchestration for Azure estates.",
+    no_args_is_help=True,
+    # Locals in a traceback can hold tokens; errors the user can fix never reach a traceback.
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _setup(
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="DR_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "WARNING",
+    json_logs: Annotated[
+        bool | None,
+        typer.Option("--json-logs/--console-logs", help="Log format on stderr (default: JSON unless a terminal)."),
+    ] = None,
+) -> None:
+    try:
+        configure_logging(log_level, json_logs)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from exc
+
+
+app.add_typer(emulator_cmd.app, name="emulator")
+app.add_typer(plan_cmd.app, name="plan")
+
+
+def main() -> None:
+    """Console-script entry point (``drctl``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

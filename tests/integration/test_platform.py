@@ -1,0 +1,257 @@
+"""Platform ops API activities against the emulator's per-region ops gateways over HTTPS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.azure import Estates
+from activities.platform import PlatformActivities
+from domain.messages.platform import (
+    ListTenantsInput,
+    RepinTenantsInput,
+    SetTenantModeInput,
+    WarmCacheInput,
+)
+from domain.plan import DrPlan
+from tests.conftest import EmulatorHandle
+
+
+@pytest.fixture
+async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
+    estates = Estates([plan], emulator.connection())
+    try:
+        yield estates
+    finally:
+        await estates.close()
+
+
+@pytest.fixture
+def ops(estates: Estates) -> PlatformActivities:
+    return PlatformActivities(estates)
+
+
+def gateway(emulator: EmulatorHandle, region: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{emulator.url}/regions/{region}/ops/v1",
+        verify=emulator.ca_file,
+        headers={"Authorization": "Bearer test"},
+        timeout=30,
+    )
+
+
+def registry(emulator: EmulatorHandle) -> dict[str, Any]:
+    tenants: dict[str, Any] = emulator.state()["platform"]["tenants"]
+    return tenants
+
+
+def homed(plan: DrPlan, region: str) -> list[str]:
+    return [t.id for t in plan.tenants if t.home_region == region]
+
+
+class TestTenantModes:
+    async def test_setting_a_mode_twice_posts_once(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """The first run changes every tenant homed in the region with one POST; the second sends none."""
+        since = emulator.last_seq()
+        request = SetTenantModeInput(plan.name, plan.primary_region, "read-only", "eastus outage")
+        first = await ops.set_tenant_mode(request)
+        middle = emulator.last_seq()
+        second = await ops.set_tenant_mode(request)
+        assert first.changed == first.matched == len(homed(plan, plan.primary_region))
+        assert second.changed == 0
+        assert second.matched == first.matched
+        assert len(emulator.mutations(since, "Ops_SetTenantMode")) == 1
+        assert emulator.mutations(middle) == []
+        modes = {t["id"]: t["mode"] for t in registry(emulator).values()}
+        assert all(modes[t] == "read-only" for t in homed(plan, plan.primary_region))
+        assert all(modes[t] == "read-write" for t in homed(plan, plan.dr_region))
+
+    async def test_mode_change_goes_through_the_other_regions_gateway(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """With the home region down, the default gateway is the DR region's, so the change still lands."""
+        emulator.region(plan.primary_region, "down")
+        since = emulator.last_seq()
+        result = await ops.set_tenant_mode(SetTenantModeInput(plan.name, plan.primary_region, "read-only", "outage"))
+        assert result.changed > 0
+        paths = [e["path"] for e in emulator.mutations(since, "Ops_SetTenantMode")]
+        assert paths == [f"/regions/{plan.dr_region}/ops/v1/tenants/mode"]
+
+    def test_mode_by_tenant_ids_reports_counts(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """The runbook's tenantIds form sets only those tenants and counts what changed."""
+        ids = homed(plan, plan.dr_region)[:3]
+        with gateway(emulator, plan.dr_region) as http:
+            answer = http.post("/tenants/mode", json={"tenantIds": ids, "mode": "read-only", "reason": "drill"})
+            again = http.post("/tenants/mode", json={"tenantIds": ids, "mode": "read-only", "reason": "drill"})
+        assert answer.status_code == 200
+        assert answer.json()["changed"] == 3
+        assert again.json()["changed"] == 0
+        assert again.json()["unchanged"] == 3
+
+    def test_mode_without_reason_is_a_bad_request(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """Every registry change must carry a reason; without it the API answers 400 in Azure's error shape."""
+        with gateway(emulator, plan.dr_region) as http:
+            answer = http.post("/tenants/mode", json={"homeRegion": plan.primary_region, "mode": "read-only"})
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "InvalidRequest"
+
+
+class TestRegistryReads:
+    async def test_paging_walks_every_matching_tenant_once(self, ops: PlatformActivities, plan: DrPlan) -> None:
+        """Following next_cursor yields each tenant homed in the region exactly once."""
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page = await ops.list_tenants(
+                ListTenantsInput(plan.name, home_region=plan.primary_region, cursor=cursor, limit=40)
+            )
+            seen += [t.id for t in page.tenants]
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(homed(plan, plan.primary_region))
+        assert pages == -(-len(seen) // 40)
+        assert page.total == len(seen)
+
+    def test_a_bad_cursor_is_refused(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """An invalid cursor answers 400 rather than an arbitrary page."""
+        with gateway(emulator, plan.primary_region) as http:
+            answer = http.get("/tenants", params={"cursor": "not-a-cursor"})
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "InvalidCursor"
+
+    def test_requests_without_a_bearer_token_are_refused(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """The ops API, like ARM, needs a bearer token."""
+        with httpx.Client(verify=emulator.ca_file) as http:
+            answer = http.get(f"{emulator.url}/regions/{plan.primary_region}/ops/v1/tenants")
+        assert answer.status_code == 401
+
+
+class TestRepin:
+    async def test_repin_moves_allowed_tenants_and_refuses_residency_violations(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Tenants whose policy allows the DR region move; eastus-only tenants are refused and stay."""
+        allowed = [t.id for t in plan.tenants if t.home_region == plan.primary_region and t.residency == "us"][:5]
+        pinned = [t.id for t in plan.tenants if t.residency == "eastus-only"][:2]
+        result = await ops.repin_tenants(
+            RepinTenantsInput(plan.name, tuple(allowed + pinned), plan.dr_region, "extended outage")
+        )
+        assert sorted(result.moved) == sorted(allowed)
+        assert sorted(result.refused) == sorted(pinned)
+        assert result.skipped == ()
+        serving = {t["id"]: t["servingRegion"] for t in registry(emulator).values()}
+        assert all(serving[t] == plan.dr_region for t in allowed)
+        assert all(serving[t] == plan.primary_region for t in pinned)
+
+    async def test_repin_twice_posts_once(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A second run finds the tenants already served from the target and sends no POST."""
+        ids = tuple(t.id for t in plan.tenants if t.residency == "us" and t.home_region == plan.primary_region)[:10]
+        await ops.repin_tenants(RepinTenantsInput(plan.name, ids, plan.dr_region, "outage"))
+        since = emulator.last_seq()
+        second = await ops.repin_tenants(RepinTenantsInput(plan.name, ids, plan.dr_region, "outage"))
+        assert sorted(second.skipped) == sorted(ids)
+        assert second.moved == ()
+        assert emulator.mutations(since) == []
+
+    def test_the_api_refuses_a_batch_with_a_residency_violation_naming_it(
+        self, emulator: EmulatorHandle, plan: DrPlan
+    ) -> None:
+        """The API answers 409 naming the offending tenant and moves nothing of the batch."""
+        ok = next(t.id for t in plan.tenants if t.residency == "us" and t.home_region == plan.primary_region)
+        bad = next(t.id for t in plan.tenants if t.residency == "eastus-only")
+        with gateway(emulator, plan.dr_region) as http:
+            answer = http.post(
+                "/tenants/repin", json={"tenantIds": [ok, bad], "targetRegion": plan.dr_region, "reason": "outage"}
+            )
+        assert answer.status_code == 409
+        assert answer.json()["error"]["code"] == "ResidencyViolation"
+        assert bad in answer.json()["error"]["message"]
+        assert ok not in answer.json()["error"]["message"]
+        assert registry(emulator)[ok]["servingRegion"] == plan.primary_region
+
+    async def test_unknown_tenants_are_not_retried(self, ops: PlatformActivities, plan: DrPlan) -> None:
+        """A tenant id the registry does not know stops the activity with its name."""
+        with pytest.raises(ApplicationError) as caught:
+            await ops.repin_tenants(RepinTenantsInput(plan.name, ("no-such-tenant",), plan.dr_region, "outage"))
+        assert caught.value.non_retryable is True
+        assert "no-such-tenant" in caught.value.message
+
+
+class TestCacheWarmup:
+    async def test_warmup_polls_the_operation_and_is_idempotent(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A cold cache is warmed by one POST polled to Succeeded; a second run finds it warm and posts nothing."""
+        emulator.latency({"Ops_CacheWarmup": 0.3})
+        since = emulator.last_seq()
+        first = await ops.warm_cache(WarmCacheInput(plan.name, plan.dr_region))
+        middle = emulator.last_seq()
+        second = await ops.warm_cache(WarmCacheInput(plan.name, plan.dr_region))
+        assert first.changed is True
+        assert first.duration_seconds >= 0.3
+        assert first.operation_id is not None
+        assert len(emulator.mutations(since, "Ops_CacheWarmup")) == 1
+        polls = [e for e in emulator.journal(since) if e["operation"] == "Ops_GetOperation"]
+        assert len(polls) >= 2
+        assert second.changed is False
+        assert emulator.mutations(middle) == []
+
+    async def test_a_region_that_went_down_needs_warming_again(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """An outage empties the region's cache, so warming the recovered primary posts a warm-up."""
+        emulator.region(plan.primary_region, "down")
+        emulator.region(plan.primary_region, "healthy")
+        result = await ops.warm_cache(WarmCacheInput(plan.name, plan.primary_region))
+        assert result.changed is True
+
+
+class TestGatewayErrors:
+    async def test_a_down_regions_gateway_answers_503_as_a_retryable_error(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Calling the ops gateway of a down region fails with a retryable error naming that gateway."""
+        emulator.region(plan.primary_region, "down")
+        with pytest.raises(ApplicationError) as caught:
+            await ops.list_tenants(ListTenantsInput(plan.name, gateway_region=plan.primary_region))
+        assert caught.value.non_retryable is False
+        assert caught.value.type == "AzureRetryableError"
+        assert "503" in caught.value.message
+        assert f"ops gateway {plan.primary_region}" in caught.value.message
+
+    async def test_throttling_is_retryable_and_the_retry_succeeds(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A 429 with Retry-After maps to a retryable error carrying the delay; the next attempt succeeds."""
+        emulator.fault("Ops_GetTenants", 429, count=1, retry_after=2)
+        request = SetTenantModeInput(plan.name, plan.primary_region, "read-only", "outage")
+        with pytest.raises(ApplicationError) as caught:
+            await ops.set_tenant_mode(request)
+        assert caught.value.non_retryable is False
+        assert caught.value.next_retry_delay is not None
+        assert caught.value.next_retry_delay.total_seconds() == 2
+        result = await ops.set_tenant_mode(request)
+        assert result.changed == len(homed(plan, plan.primary_region))
+
+    async def test_forbidden_is_not_retried(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A 403 from the ops API stops at once and names what was being changed."""
+        emulator.fault("Ops_RepinTenants", 403, count=1)
+        ids = tuple(t.id for t in plan.tenants if t.residency == "us" and t.home_region == plan.primary_region)[:2]
+        with pytest.raises(ApplicationError) as caught:
+            await ops.repin_tenants(RepinTenantsInput(plan.name, ids, plan.dr_region, "outage"))
+        assert caught.value.non_retryable is True
+        assert "403" in caught.value.message
+        assert f"to {plan.dr_region}" in caught.value.message

@@ -1,0 +1,302 @@
+"""Plan validation: every problem names its field and how to fix it, all problems at once."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from domain.errors import PlanError, PlanIssue
+from domain.plan import load_plan, parse_plan
+from starters.cli import app
+
+PLANS = Path(__file__).resolve().parents[2] / "plans"
+LOCAL_RAW: dict[str, Any] = tomllib.loads((PLANS / "local.toml").read_text(encoding="utf-8"))
+
+ALICE_KEY = "dyIqRqn0elm4JZC9dGlTV7p05ac4lt6VetjT94mA/Ow="
+BOB_KEY = "fLofNjf86TGiKZ/EmZgYw0ZEys4GYCEFKl5scfyC7CE="
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def local_raw(*edits: Edit, inline_tenants: bool = False) -> dict[str, Any]:
+    """A deep copy of plans/local.toml with ``edits`` applied; optionally tenants inline instead of the CSV."""
+    raw = copy.deepcopy(LOCAL_RAW)
+    if inline_tenants:
+        del raw["tenants_file"]
+        raw["tenants"] = [
+            {"id": "t1", "home_region": "eastus", "residency": "us"},
+            {"id": "t2", "home_region": "westus", "residency": "westus-only", "edition": "free"},
+        ]
+    for edit in edits:
+        edit(raw)
+    return raw
+
+
+def issues(*edits: Edit, inline_tenants: bool = True) -> list[PlanIssue]:
+    """The problems parse_plan reports for local.toml with ``edits`` applied (it must refuse it)."""
+    with pytest.raises(PlanError) as refused:
+        parse_plan(local_raw(*edits, inline_tenants=inline_tenants), source="edited.toml", base_dir=PLANS)
+    return refused.value.issues
+
+
+def the_issue(found: list[PlanIssue], field: str) -> PlanIssue:
+    """The single issue about ``field``; fails listing what was reported instead."""
+    matching = [i for i in found if i.field == field]
+    assert len(matching) == 1, f"expected one issue for {field}, got: {[str(i) for i in found]}"
+    return matching[0]
+
+
+def set_key(*path: str | int, value: Any) -> Edit:
+    def edit(raw: dict[str, Any]) -> None:
+        target: Any = raw
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+def delete_key(*path: str | int) -> Edit:
+    def edit(raw: dict[str, Any]) -> None:
+        target: Any = raw
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+
+    return edit
+
+
+class TestShippedPlans:
+    def test_local_plan_loads(self) -> None:
+        """plans/local.toml is valid and holds the emulator's estate with its 300 CSV tenants."""
+        plan = load_plan(PLANS / "local.toml")
+        assert plan.regions == ("eastus", "westus")
+        assert len(plan.tenants) == 300
+        assert plan.digest
+
+    def test_example_azure_plan_loads(self) -> None:
+        """plans/example-azure.toml is valid, with inline tenants and approvers holding real Ed25519 keys."""
+        plan = load_plan(PLANS / "example-azure.toml")
+        assert plan.regions == ("eastus2", "centralus")
+        assert [t.id for t in plan.tenants] == ["t-fabrikam", "t-northwind", "t-tailspin"]
+        assert [a.name for a in plan.approvers] == ["alice", "bob", "carol"]
+        assert plan.approvals_required <= len(plan.approvers)
+
+
+class TestRegions:
+    def test_unknown_region_suggests_the_closest_name(self) -> None:
+        """A misspelt region is reported on its field with a "did you mean" hint."""
+        issue = the_issue(issues(set_key("plan", "dr_region", value="westuss")), "plan.dr_region")
+        assert "unknown Azure region 'westuss'" in issue.problem
+        assert 'did you mean "westus"?' in issue.fix
+
+    def test_misspelt_plan_region_is_reported_once(self) -> None:
+        """A misspelt plan region does not cascade into a problem per resource or per tenant."""
+        found = issues(set_key("plan", "primary_region", value="eastuss"), inline_tenants=False)
+        assert [i.field for i in found] == ["plan.primary_region"]
+
+    def test_dr_region_equal_to_primary_is_refused(self) -> None:
+        """Failing over to the region that failed is refused on plan.dr_region."""
+        issue = the_issue(issues(set_key("plan", "dr_region", value="eastus")), "plan.dr_region")
+        assert "equals the primary region" in issue.problem
+        assert "choose a different region" in issue.fix
+
+    def test_origin_missing_for_a_region(self) -> None:
+        """A Front Door origin missing for the DR region names that region's field and what to add."""
+        issue = the_issue(issues(delete_key("frontdoor", "origins", "westus")), "frontdoor.origins.westus")
+        assert "no origin for region westus" in issue.problem
+        assert 'add westus = "<origin name>" to [frontdoor.origins]' in issue.fix
+
+    def test_cosmos_write_region_must_be_the_primary(self) -> None:
+        """Cosmos regions in the wrong priority order are refused with the expected first region."""
+        issue = the_issue(issues(set_key("cosmos", "regions", value=["westus", "eastus"])), "cosmos.regions")
+        assert "write region" in issue.problem
+        assert 'start with "eastus"' in issue.fix
+
+
+class TestTenants:
+    def test_duplicate_tenant(self) -> None:
+        """A tenant listed twice is reported on the second listing."""
+
+        def duplicate(raw: dict[str, Any]) -> None:
+            raw["tenants"].append({"id": "t1", "home_region": "eastus", "residency": "us"})
+
+        issue = the_issue(issues(duplicate), "tenants[2].id")
+        assert "duplicate tenant 't1'" in issue.problem
+        assert "list each tenant once" in issue.fix
+
+    def test_duplicate_between_inline_tenants_and_the_csv(self) -> None:
+        """A tenant both inline and in the tenants file is reported at its CSV line."""
+
+        def duplicate(raw: dict[str, Any]) -> None:
+            raw["tenants"] = [{"id": "t0001-globex", "home_region": "eastus", "residency": "us"}]
+
+        issue = the_issue(issues(duplicate, inline_tenants=False), "local-tenants.csv:2.id")
+        assert "duplicate tenant 't0001-globex'" in issue.problem
+        assert "list each tenant once" in issue.fix
+
+    def test_unknown_residency_policy(self) -> None:
+        """A tenant naming an undefined residency policy lists the known ones and how to add one."""
+        issue = the_issue(issues(set_key("tenants", 0, "residency", value="eu")), "tenants[0].residency")
+        assert "unknown residency policy 'eu'" in issue.problem
+        assert "eastus-only, us, westus-only" in issue.problem
+        assert "add a [residency.NAME] table" in issue.fix
+
+    def test_home_region_not_allowed_by_residency(self) -> None:
+        """A tenant homed outside the regions its residency policy allows is refused."""
+        issue = the_issue(
+            issues(set_key("tenants", 0, "residency", value="westus-only")),
+            "tenants[0].residency",
+        )
+        assert "does not allow the tenant's home region eastus" in issue.problem
+        assert "choose a policy that includes it" in issue.fix
+
+    def test_missing_tenants_file(self) -> None:
+        """A tenants_file that does not exist is reported with where it was looked for."""
+        issue = the_issue(issues(set_key("tenants_file", value="nope.csv"), inline_tenants=False), "tenants_file")
+        assert "nope.csv not found" in issue.problem
+        assert "relative to the plan file" in issue.fix
+
+
+class TestApprovers:
+    def test_approver_without_key(self) -> None:
+        """An approver with no public key is told how to make one."""
+        found = issues(set_key("approvers", value=[{"name": "alice"}]), set_key("plan", "approvals_required", value=1))
+        issue = the_issue(found, "approvers[0].public_key")
+        assert "approver 'alice' has no public key" in issue.problem
+        assert "drctl keys generate alice" in issue.fix
+
+    @pytest.mark.parametrize("key", ["not base64!", "c2hvcnQ=", ALICE_KEY[:-4]])
+    def test_malformed_approver_key(self, key: str) -> None:
+        """A key that is not base64 of exactly 32 bytes is refused on its field."""
+        approvers = [{"name": "alice", "public_key": key}, {"name": "bob", "public_key": BOB_KEY}]
+        found = issues(set_key("approvers", value=approvers), set_key("plan", "approvals_required", value=1))
+        issue = the_issue(found, "approvers[0].public_key")
+        assert "not a base64 Ed25519 public key" in issue.problem
+        assert "drctl keys generate" in issue.fix
+
+    def test_more_approvals_required_than_approvers(self) -> None:
+        """Requiring more approvals than there are approvers would block every restore, so it is refused."""
+        found = issues(set_key("approvers", value=[{"name": "alice", "public_key": ALICE_KEY}]))
+        issue = the_issue(found, "plan.approvals_required")
+        assert "requires 2 approvals but the plan lists 1 approver(s)" in issue.problem
+        assert "add approvers or lower approvals_required" in issue.fix
+
+    def test_valid_approvers_load(self) -> None:
+        """Two approvers with valid keys satisfy approvals_required = 2."""
+        approvers = [{"name": "alice", "public_key": ALICE_KEY}, {"name": "bob", "public_key": BOB_KEY}]
+        plan = parse_plan(local_raw(set_key("approvers", value=approvers), inline_tenants=True), base_dir=PLANS)
+        assert plan.approver("bob") is not None
+        assert plan.approver("mallory") is None
+
+
+class TestFailback:
+    def test_steps_must_increase(self) -> None:
+        """Traffic steps that go down are refused with an example schedule."""
+        issue = the_issue(issues(set_key("failback", "steps", value=[10, 50, 25, 100])), "failback.steps")
+        assert "strictly increase" in issue.problem
+        assert "10,25,50,75,100" in issue.fix
+
+    def test_steps_over_100_percent(self) -> None:
+        """A step above 100 % is refused."""
+        found = issues(set_key("failback", "steps", value=[10, 50, 150]))
+        problems = [i for i in found if i.field == "failback.steps"]
+        assert any("between 1 and 100" in i.problem and "10,25,50,75,100" in i.fix for i in problems)
+
+    def test_soak_shorter_than_interval(self) -> None:
+        """A soak shorter than one sampling interval would never sample, so it is refused on soak_seconds."""
+        found = issues(set_key("failback", "soak_seconds", value=30), set_key("failback", "interval_seconds", value=60))
+        issue = the_issue(found, "failback.soak_seconds")
+        assert "shorter than the sampling interval" in issue.problem
+        assert "at least one interval long" in issue.fix
+
+
+class TestStructure:
+    def test_ops_endpoint_must_be_https(self) -> None:
+        """A plain-http ops endpoint is refused: tokens must not travel in clear text."""
+        found = issues(set_key("platform", "endpoints", "eastus", value="http://ops.example/ops"))
+        issue = the_issue(found, "platform.endpoints.eastus")
+        assert "is not an https URL" in issue.problem
+        assert "use https://host/ops" in issue.fix
+
+    @pytest.mark.parametrize("table", ["frontdoor", "servicebus", "cosmos", "platform", "residency"])
+    def test_missing_table(self, table: str) -> None:
+        """A required table that is absent is named with the header to add."""
+        issue = the_issue(issues(delete_key(table)), table)
+        assert issue.problem == "missing table"
+        assert f"add a [{table}] table" in issue.fix
+
+    def test_missing_failover_groups(self) -> None:
+        """A plan without SQL failover groups is told to add one."""
+        issue = the_issue(issues(set_key("sql", value={})), "sql.failover_groups")
+        assert "add at least one [[sql.failover_groups]]" in issue.fix
+
+    def test_several_problems_are_reported_together(self) -> None:
+        """Independent problems in different sections all appear in one error, each on its field."""
+        found = issues(
+            set_key("plan", "dr_region", value="westuss"),
+            set_key("platform", "endpoints", "eastus", value="http://ops.example/ops"),
+            set_key("failback", "steps", value=[50, 25, 100]),
+            set_key("tenants", 1, "residency", value="eu"),
+        )
+        fields = {i.field for i in found}
+        assert {"plan.dr_region", "platform.endpoints.eastus", "failback.steps", "tenants[1].residency"} <= fields
+
+    def test_error_message_lists_every_issue_with_its_fix(self) -> None:
+        """PlanError's message has one "field: problem (fix: ...)" line per issue."""
+        with pytest.raises(PlanError) as refused:
+            parse_plan(local_raw(set_key("plan", "dr_region", value="eastus"), inline_tenants=True), source="p.toml")
+        text = str(refused.value)
+        assert text.startswith("invalid plan p.toml:")
+        assert "plan.dr_region: DR region equals the primary region (eastus) (fix: choose a different region)" in text
+
+
+class TestFiles:
+    def test_invalid_toml(self, tmp_path: Path) -> None:
+        """A syntax error is reported on the file with the parser's position."""
+        path = tmp_path / "broken.toml"
+        path.write_text('[plan]\nname = "x\n', encoding="utf-8")
+        with pytest.raises(PlanError) as refused:
+            load_plan(path)
+        issue = the_issue(refused.value.issues, "file")
+        assert "not valid TOML" in issue.problem
+        assert "line 2" in issue.problem
+        assert issue.fix == "fix the syntax"
+
+    def test_file_not_found(self, tmp_path: Path) -> None:
+        """A missing plan file is one clear problem, not a traceback."""
+        with pytest.raises(PlanError) as refused:
+            load_plan(tmp_path / "absent.toml")
+        issue = the_issue(refused.value.issues, "file")
+        assert issue.problem == "not found"
+        assert "pass the path of a plan .toml" in issue.fix
+
+
+class TestPlanCheckCommand:
+    def test_valid_plan_prints_a_summary(self) -> None:
+        """`drctl plan check` on a valid plan exits 0 and summarises regions, tenants and approvers."""
+        result = CliRunner().invoke(app, ["plan", "check", str(PLANS / "example-azure.toml")], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "plan contoso-prod" in result.stdout
+        for text in ("eastus2", "centralus", "afd-contoso-prod", "eastus2-only", "alice", "Tenants (3)"):
+            assert text in result.stdout
+
+    def test_invalid_plan_prints_each_issue_and_exits_2(self, tmp_path: Path) -> None:
+        """`drctl plan check` on a bad plan prints every "field: problem (fix: ...)" line and exits 2."""
+        path = tmp_path / "bad.toml"
+        text = (PLANS / "local.toml").read_text(encoding="utf-8")
+        text = text.replace('dr_region = "westus"', 'dr_region = "westuss"').replace(
+            'tenants_file = "local-tenants.csv"', ""
+        )
+        path.write_text(text.replace("https://127.0.0.1:8443/regions/eastus", "http://x/ops"), encoding="utf-8")
+        result = CliRunner().invoke(app, ["plan", "check", str(path)])
+        assert result.exit_code == 2
+        assert "plan.dr_region: unknown Azure region 'westuss' (fix: did you mean \"westus\"?)" in result.stderr
+        assert "platform.endpoints.eastus: 'http://x/ops' is not an https URL (fix:" in result.stderr
+        assert "Traceback" not in result.output
