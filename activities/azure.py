@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import Enum
 from typing import Any, TypeVar
 
 import httpx
@@ -193,6 +195,14 @@ class AzureClients:
 
 NON_RETRYABLE_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 412, 422})
 
+# The detail that marks a mapped error as an authentication failure (no or rejected token).
+AUTHENTICATION_FAILED = "authentication-failed"
+
+
+def is_authentication_error(error: BaseException) -> bool:
+    """Whether ``error`` is a mapped authentication failure (ARM or the ops API)."""
+    return isinstance(error, ApplicationError) and AUTHENTICATION_FAILED in error.details
+
 
 def _retry_after(error: HttpResponseError) -> float | None:
     response = getattr(error, "response", None)
@@ -270,6 +280,7 @@ def check_http_response(response: httpx.Response, resource: str, action: str) ->
     if response.status_code == 401:
         raise ApplicationError(
             f"{action} {resource}: authentication failed (401). Check the worker's credentials for the ops API scope.",
+            AUTHENTICATION_FAILED,
             type=AzureNonRetryableError.__name__,
             non_retryable=True,
         )
@@ -303,6 +314,7 @@ def to_application_error(error: Exception, resource: str, action: str) -> Applic
         return ApplicationError(
             f"{action} {resource}: authentication failed ({status or 'no token'}). "
             "Check the worker's Azure credentials (DefaultAzureCredential: environment, managed identity or az login).",
+            AUTHENTICATION_FAILED,
             type=AzureNonRetryableError.__name__,
             non_retryable=True,
         )
@@ -430,6 +442,45 @@ async def poll_until(
                 non_retryable=False,
             )
         await asyncio.sleep(interval)
+
+
+# Lists longer than this are abridged in planned calls: a re-pin batch of 500 tenant ids would
+# otherwise make one line of kilobytes, and a dry run's plan must stay readable and small.
+PLANNED_LIST_ITEMS = 20
+
+
+def _plain(value: Any) -> Any:
+    """An SDK model, mapping, sequence or enum as plain JSON values (SDK models by their wire names)."""
+    as_dict = getattr(value, "as_dict", None)
+    if callable(as_dict):
+        value = as_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value[:PLANNED_LIST_ITEMS]]
+        if len(value) > PLANNED_LIST_ITEMS:
+            items.append(f"... {len(value) - PLANNED_LIST_ITEMS} more")
+        return items
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def sdk_api_version(client: Any) -> str:
+    """The api-version an SDK management client sends, so planned calls name the one really used."""
+    # The SDK exposes it only on its (private) config.
+    return str(client._config.api_version)
+
+
+def planned_call(method: str, path: str, api_version: str | None = None, body: Any = None) -> str:
+    """One mutating call as a line for dry-run plans, journals and evidence:
+    ``METHOD path?api-version=V {"essential": "body"}`` (``path`` is an ARM path or an ops URL)."""
+    line = f"{method.upper()} {path}"
+    if api_version:
+        line += f"{'&' if '?' in path else '?'}api-version={api_version}"
+    if body is not None:
+        line += " " + json.dumps(_plain(body), default=str)
+    return line
 
 
 class Estates:

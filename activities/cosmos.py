@@ -7,6 +7,7 @@ retried attempt resumes the same operation instead of starting a second one).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from enum import Enum
 
@@ -24,7 +25,7 @@ from azure.mgmt.cosmosdb.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, await_lro, azure_call, poll_until
+from activities.azure import AzureClients, Estates, await_lro, azure_call, planned_call, poll_until, sdk_api_version
 from domain.messages.cosmos import (
     CosmosAccountView,
     CosmosRegion,
@@ -34,6 +35,7 @@ from domain.messages.cosmos import (
     SetCosmosWriteRegionInput,
     SetCosmosWriteRegionResult,
 )
+from domain.resource_ids import cosmos_account, resource_action
 
 SUCCEEDED = "Succeeded"
 RESTORE_WAIT_SECONDS = 4 * 3600.0
@@ -128,7 +130,8 @@ class CosmosActivities:
 
     @activity.defn(name="cosmos.set_write_region")
     async def set_write_region(self, input: SetCosmosWriteRegionInput) -> SetCosmosWriteRegionResult:
-        """Give ``region`` failover priority 0; the other regions keep their order behind it."""
+        """Give ``region`` failover priority 0; the other regions keep their order behind it. A dry
+        run reads the account and reports the failover priority change it would request."""
         clients = self._estates[input.plan]
         name = clients.plan.cosmos.account
         wanted = short_region(input.region)
@@ -142,12 +145,30 @@ class CosmosActivities:
             activity.logger.info("Cosmos DB account %s already writes in %s", name, wanted)
             return self._write_result(before, changed=False)
 
+        new_order = [wanted, *(r for r in order if r != wanted)]
         policies = FailoverPolicies(
             failover_policies=[
                 FailoverPolicy(location_name=region, failover_priority=priority)
-                for priority, region in enumerate([wanted, *(r for r in order if r != wanted)])
+                for priority, region in enumerate(new_order)
             ]
         )
+        plan = clients.plan
+        call = planned_call(
+            "POST",
+            resource_action(
+                cosmos_account(plan.subscription_id, plan.cosmos.resource_group, name), "failoverPriorityChange"
+            ),
+            sdk_api_version(clients.cosmos),
+            policies,
+        )
+        if input.dry_run:
+            activity.logger.info("dry run: would call %s", call)
+            would = dataclasses.replace(
+                before,
+                write_region=wanted,
+                regions=tuple(CosmosRegion(r, i, r == wanted) for i, r in enumerate(new_order)),
+            )
+            return self._write_result(would, changed=True, calls=(call,))
         activity.logger.info("moving the write region of %s from %s to %s", name, before.write_region, wanted)
         busy = False
         async with azure_call(_describe(clients, name), f"change the write region to {wanted} of"):
@@ -182,13 +203,15 @@ class CosmosActivities:
                 f"failover priority change of {name!r} completed but Azure still writes in {after.write_region!r}",
                 type="FailoverNotApplied",
             )
-        return self._write_result(after, changed=True)
+        return self._write_result(after, changed=True, calls=(call,))
 
     async def _view_now(self, clients: AzureClients, plan: str, name: str) -> CosmosAccountView:
         return _view(plan, await self._get(clients, name))
 
     @staticmethod
-    def _write_result(view: CosmosAccountView, *, changed: bool) -> SetCosmosWriteRegionResult:
+    def _write_result(
+        view: CosmosAccountView, *, changed: bool, calls: tuple[str, ...] = ()
+    ) -> SetCosmosWriteRegionResult:
         return SetCosmosWriteRegionResult(
             plan=view.plan,
             account=view.account,
@@ -196,6 +219,7 @@ class CosmosActivities:
             changed=changed,
             regions=view.regions,
             completed_at=_iso(dt.datetime.now(dt.UTC)),
+            planned_calls=calls,
         )
 
     async def _restorable(

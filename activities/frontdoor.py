@@ -3,6 +3,7 @@ priority, weight), which is how traffic fails over, fails back and shifts in ste
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from enum import Enum
 from typing import Any
@@ -16,7 +17,7 @@ from azure.mgmt.cdn.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, await_lro, azure_call, poll_until
+from activities.azure import AzureClients, Estates, await_lro, azure_call, planned_call, poll_until, sdk_api_version
 from domain.messages.frontdoor import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -30,6 +31,7 @@ from domain.messages.frontdoor import (
     SetOriginsResult,
 )
 from domain.plan import DrPlan
+from domain.resource_ids import frontdoor_origin
 
 # Provisioning states during which another update would be refused or lost.
 BUSY_STATES = frozenset({"Updating", "Creating", "Deleting"})
@@ -98,6 +100,16 @@ def _difference(current: OriginState, want: DesiredOrigin) -> dict[str, Any]:
     return change
 
 
+def _applied(current: OriginState, change: dict[str, Any]) -> OriginState:
+    """The state ``current`` reaches once ``change`` (SDK keyword arguments) is applied."""
+    return dataclasses.replace(
+        current,
+        enabled=current.enabled if "enabled_state" not in change else change["enabled_state"] == "Enabled",
+        priority=change.get("priority", current.priority),
+        weight=change.get("weight", current.weight),
+    )
+
+
 class FrontDoorActivities:
     """Origins of each plan's Front Door origin group, through azure-mgmt-cdn."""
 
@@ -143,7 +155,8 @@ class FrontDoorActivities:
 
     @activity.defn(name="frontdoor.set_origins")
     async def set_origins(self, request: SetOriginsInput) -> SetOriginsResult:
-        """Bring the named regions' origins to the desired state, patching only those that differ."""
+        """Bring the named regions' origins to the desired state, patching only those that differ
+        (a dry run reads them and reports the PATCHes it would send, sending none)."""
         clients = self._estates[request.plan]
         plan = clients.plan
         fd = plan.frontdoor
@@ -158,7 +171,21 @@ class FrontDoorActivities:
                 pending.append((name, want.region, change))
         # Disable last, so the group never passes through a moment with no enabled origin.
         pending.sort(key=lambda item: 1 if item[2].get("enabled_state") == "Disabled" else 0)
+        api_version = sdk_api_version(clients.cdn)
+        planned: list[str] = []
         for name, region, change in pending:
+            body = AFDOriginUpdateParameters(properties=AFDOriginUpdatePropertiesParameters(**change))
+            call = planned_call(
+                "PATCH",
+                frontdoor_origin(plan.subscription_id, fd.resource_group, fd.profile, fd.origin_group, name),
+                api_version,
+                body.properties,
+            )
+            planned.append(call)
+            if request.dry_run:
+                activity.logger.info("dry run: would call %s", call)
+                final[name] = _applied(final[name], change)
+                continue
             activity.logger.info(
                 "updating %s: %s (%s)", _describe(plan, name), change, request.reason or "no reason given"
             )
@@ -173,9 +200,7 @@ class FrontDoorActivities:
                     profile_name=fd.profile,
                     origin_group_name=fd.origin_group,
                     origin_name=name,
-                    origin_update_properties=AFDOriginUpdateParameters(
-                        properties=AFDOriginUpdatePropertiesParameters(**change)
-                    ),
+                    origin_update_properties=body,
                 )
             final[name] = _state(updated, region)
         changed = tuple(name for name, _, _ in pending)
@@ -184,4 +209,5 @@ class FrontDoorActivities:
             changed=changed,
             unchanged=tuple(name for name, _ in targets if name not in changed),
             origins=tuple(final[name] for name, _ in targets),
+            planned_calls=tuple(planned),
         )

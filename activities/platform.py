@@ -7,15 +7,20 @@ rules as Azure calls: 429 and 5xx are retried, every other error stops at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, check_http_response, poll_until
+from activities.azure import AzureClients, Estates, azure_call, check_http_response, heartbeat, planned_call, poll_until
 from domain.messages.platform import (
+    STORE_COSMOS,
+    STORE_SQL_PREFIX,
     TENANT_MODES,
+    DataLossWindowInput,
+    DataLossWindowResult,
     ListTenantsInput,
     ListTenantsResult,
     RepinBatchInput,
@@ -63,6 +68,32 @@ def _record(raw: dict[str, Any]) -> TenantRecord:
     )
 
 
+def _utc(value: str, what: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive means UTC)."""
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _invalid(f"{what} {value!r} is not an ISO 8601 timestamp") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+def _check_store(clients: AzureClients, store: str) -> None:
+    """``sql:<failover group of the plan>``, ``cosmos`` or ``cosmos:<the plan's account>``."""
+    plan = clients.plan
+    groups = [g.name for g in plan.sql.failover_groups]
+    kind, _, name = store.partition(":")
+    if store.startswith(STORE_SQL_PREFIX) and name in groups:
+        return
+    if kind == STORE_COSMOS and name in ("", plan.cosmos.account):
+        return
+    known = ", ".join([*(STORE_SQL_PREFIX + g for g in groups), STORE_COSMOS])
+    raise ApplicationError(
+        f"unknown replicated store {store!r} in plan {plan.name!r} (stores: {known})",
+        type="UnknownStore",
+        non_retryable=True,
+    )
+
+
 class PlatformActivities:
     """Activities on the platform's ops API, over HTTPS with the worker's bearer token."""
 
@@ -99,6 +130,11 @@ class PlatformActivities:
                 non_retryable=True,
             ) from None
 
+    @staticmethod
+    def _planned(clients: AzureClients, gateway: str, method: str, path: str, body: dict[str, Any]) -> str:
+        """The planned-call line of one mutating ops API request (its full URL, as sent)."""
+        return planned_call(method, _api_root(clients.connection.ops_url(clients.plan, gateway)) + path, body=body)
+
     async def _count(self, clients: AzureClients, gateway: str, params: dict[str, str], resource: str) -> int:
         page = await self._call(
             clients, gateway, "GET", "/tenants", resource=resource, action="count", params=params | {"limit": "1"}
@@ -116,21 +152,28 @@ class PlatformActivities:
         resource = f"tenants homed in {home}"
         other_mode = next(m for m in TENANT_MODES if m != request.mode)
         differing = await self._count(clients, gateway, {"homeRegion": home, "mode": other_mode}, resource)
-        if differing == 0:
+        if differing == 0 or request.dry_run:
             matched = await self._count(clients, gateway, {"homeRegion": home}, resource)
+        if differing == 0:
             return SetTenantModeResult(request.plan, home, request.mode, matched=matched, changed=0)
+        body = {"homeRegion": home, "mode": request.mode, "reason": request.reason}
+        call = self._planned(clients, gateway, "POST", "/tenants/mode", body)
+        if request.dry_run:
+            activity.logger.info("dry run: would call %s", call)
+            return SetTenantModeResult(
+                request.plan, home, request.mode, matched=matched, changed=differing, planned_calls=(call,)
+            )
         activity.logger.info("setting %d tenant(s) homed in %s to %s", differing, home, request.mode)
         answer = await self._call(
-            clients,
-            gateway,
-            "POST",
-            "/tenants/mode",
-            resource=resource,
-            action=f"set mode {request.mode}",
-            body={"homeRegion": home, "mode": request.mode, "reason": request.reason},
+            clients, gateway, "POST", "/tenants/mode", resource=resource, action=f"set mode {request.mode}", body=body
         )
         return SetTenantModeResult(
-            request.plan, home, request.mode, matched=int(answer["matched"]), changed=int(answer["changed"])
+            request.plan,
+            home,
+            request.mode,
+            matched=int(answer["matched"]),
+            changed=int(answer["changed"]),
+            planned_calls=(call,),
         )
 
     @activity.defn(name="platform.repin_tenants")
@@ -161,33 +204,46 @@ class PlatformActivities:
                 type="TenantNotFound",
                 non_retryable=True,
             )
-        moved, skipped, refused = await self._repin_records(
+        moved, skipped, refused, _ = await self._repin_records(
             clients, gateway, target, [records[t] for t in ids], request.reason
         )
         return RepinTenantsResult(request.plan, target, tuple(moved), tuple(skipped), tuple(refused))
 
     async def _repin_records(
-        self, clients: AzureClients, gateway: str, target: str, records: list[TenantRecord], reason: str
-    ) -> tuple[list[str], list[str], list[str]]:
-        """Re-pin the given tenants to ``target``: (moved, already there, refused by residency)."""
+        self,
+        clients: AzureClients,
+        gateway: str,
+        target: str,
+        records: list[TenantRecord],
+        reason: str,
+        *,
+        dry_run: bool = False,
+    ) -> tuple[list[str], list[str], list[str], tuple[str, ...]]:
+        """Re-pin the given tenants to ``target``: (moved, already there, refused by residency, the
+        call made); a dry run reports those it would move and makes no call."""
         skipped = [r.id for r in records if r.serving_region == target]
         refused = [r.id for r in records if r.serving_region != target and target not in r.allowed_regions]
         to_move = [r.id for r in records if r.serving_region != target and target in r.allowed_regions]
-        moved: list[str] = []
-        if to_move:
-            activity.logger.info("re-pinning %d tenant(s) to %s", len(to_move), target)
-            answer = await self._call(
-                clients,
-                gateway,
-                "POST",
-                "/tenants/repin",
-                resource=f"{len(to_move)} tenant(s) to {target}",
-                action="re-pin",
-                body={"tenantIds": to_move, "targetRegion": target, "reason": reason},
-            )
-            moved = [str(t) for t in answer["moved"]]
-            skipped += [str(t) for t in answer.get("unchanged", ())]
-        return moved, skipped, refused
+        if not to_move:
+            return [], skipped, refused, ()
+        body = {"tenantIds": to_move, "targetRegion": target, "reason": reason}
+        call = self._planned(clients, gateway, "POST", "/tenants/repin", body)
+        if dry_run:
+            activity.logger.info("dry run: would re-pin %d tenant(s) to %s", len(to_move), target)
+            return to_move, skipped, refused, (call,)
+        activity.logger.info("re-pinning %d tenant(s) to %s", len(to_move), target)
+        answer = await self._call(
+            clients,
+            gateway,
+            "POST",
+            "/tenants/repin",
+            resource=f"{len(to_move)} tenant(s) to {target}",
+            action="re-pin",
+            body=body,
+        )
+        moved = [str(t) for t in answer["moved"]]
+        skipped += [str(t) for t in answer.get("unchanged", ())]
+        return moved, skipped, refused, (call,)
 
     @activity.defn(name="platform.repin_batch")
     async def repin_batch(self, request: RepinBatchInput) -> RepinBatchResult:
@@ -204,8 +260,10 @@ class PlatformActivities:
             clients, target, "GET", "/tenants", resource=f"tenants homed in {source}", action="list", params=params
         )
         records = [_record(r) for r in page["value"]]
-        moved, skipped, refused = await self._repin_records(clients, target, target, records, request.reason)
-        activity.heartbeat({"cursor": request.cursor, "moved": len(moved)})
+        moved, skipped, refused, calls = await self._repin_records(
+            clients, target, target, records, request.reason, dry_run=request.dry_run
+        )
+        heartbeat({"cursor": request.cursor, "moved": len(moved)})
         return RepinBatchResult(
             plan=request.plan,
             considered=len(records),
@@ -213,6 +271,7 @@ class PlatformActivities:
             already_there=len(skipped),
             not_allowed=len(refused),
             next_cursor=page.get("nextCursor"),
+            planned_calls=calls,
         )
 
     @activity.defn(name="platform.list_tenants")
@@ -242,7 +301,8 @@ class PlatformActivities:
     @activity.defn(name="platform.warm_cache")
     async def warm_cache(self, request: WarmCacheInput) -> WarmCacheResult:
         """Make the cache of ``region`` warm: starts a warm-up unless it is warm (or one is running),
-        then polls the warm-up operation to its end."""
+        then polls the warm-up operation to its end. A dry run reads the cache's state and reports
+        the warm-up it would start."""
         clients = self._estates[request.plan]
         region = _plan_region(clients, request.region, "region")
         gateway = _plan_region(clients, request.gateway_region or region, "gateway region")
@@ -254,20 +314,25 @@ class PlatformActivities:
         if status["state"] == "warm" and not request.force:
             return WarmCacheResult(request.plan, region, "warm", False, None, time.monotonic() - started)
         changed = False
+        calls: tuple[str, ...] = ()
         operation_id = status.get("operationId") if status["state"] == "warming" else None
         if operation_id is None:
+            body = {"region": region, "scope": request.scope}
+            calls = (self._planned(clients, gateway, "POST", "/cache/warmup", body),)
+            changed = True
+            if request.dry_run:
+                activity.logger.info("dry run: would call %s", calls[0])
+                return WarmCacheResult(
+                    request.plan, region, "warm", changed, None, time.monotonic() - started, planned_calls=calls
+                )
             activity.logger.info("warming the cache of %s (scope %s)", region, request.scope)
             accepted = await self._call(
-                clients,
-                gateway,
-                "POST",
-                "/cache/warmup",
-                resource=resource,
-                action="warm up",
-                body={"region": region, "scope": request.scope},
+                clients, gateway, "POST", "/cache/warmup", resource=resource, action="warm up", body=body
             )
             operation_id = str(accepted["id"])
-            changed = True
+        elif request.dry_run:
+            # A warm-up is already running: a real run would only wait for it.
+            return WarmCacheResult(request.plan, region, "warm", False, operation_id, time.monotonic() - started)
 
         async def probe() -> dict[str, Any]:
             answer: dict[str, Any] = await self._call(
@@ -289,4 +354,34 @@ class PlatformActivities:
                 type="CacheWarmupFailed",
                 non_retryable=False,
             )
-        return WarmCacheResult(request.plan, region, "warm", changed, operation_id, time.monotonic() - started)
+        return WarmCacheResult(
+            request.plan, region, "warm", changed, operation_id, time.monotonic() - started, planned_calls=calls
+        )
+
+    @activity.defn(name="platform.data_loss_window")
+    async def data_loss_window(self, request: DataLossWindowInput) -> DataLossWindowResult:
+        """The data-loss window (effective RPO) of a failover of ``store`` that completed at ``at``:
+        ``at`` minus the newest application heartbeat the new primary holds (never negative)."""
+        clients = self._estates[request.plan]
+        failed = _plan_region(clients, request.failed_region, "failed region")
+        _check_store(clients, request.store)
+        at = _utc(request.at, "failover completion time")
+        answer = await self._call(
+            clients,
+            clients.plan.other_region(failed),
+            "GET",
+            "/replication/heartbeat",
+            resource=f"replication heartbeat of {request.store}",
+            action="read",
+            params={"store": request.store},
+        )
+        last = _utc(str(answer["lastHeartbeatAt"]), "lastHeartbeatAt")
+        seconds = max(0.0, (at - last).total_seconds())
+        activity.logger.info("data-loss window of %s: %.1fs (last heartbeat %s)", request.store, seconds, last)
+        return DataLossWindowResult(
+            plan=request.plan,
+            store=request.store,
+            last_heartbeat_at=str(answer["lastHeartbeatAt"]),
+            at=request.at,
+            seconds=seconds,
+        )

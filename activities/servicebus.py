@@ -21,10 +21,11 @@ from azure.mgmt.servicebus.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, poll_until
+from activities.azure import AzureClients, Estates, azure_call, planned_call, poll_until, sdk_api_version
 from domain.messages.servicebus import (
     PRIMARY_ROLES,
     ROLE_PRIMARY,
+    ROLE_PRIMARY_NOT_REPLICATING,
     ROLE_SECONDARY,
     AliasView,
     FailoverAliasInput,
@@ -36,7 +37,7 @@ from domain.messages.servicebus import (
     WaitReplicationInput,
     WaitReplicationResult,
 )
-from domain.resource_ids import servicebus_namespace
+from domain.resource_ids import resource_action, servicebus_alias, servicebus_namespace
 
 SUCCEEDED = "Succeeded"
 
@@ -127,7 +128,8 @@ class ServiceBusActivities:
     @activity.defn(name="servicebus.failover_alias")
     async def failover_alias(self, request: FailoverAliasInput) -> FailoverAliasResult:
         """Make the namespace in ``target_region`` the alias's primary: fail over on it (it must be
-        the secondary) unless it already is, then wait until Azure reports it done."""
+        the secondary) unless it already is, then wait until Azure reports it done. A dry run
+        reads the alias and reports the call it would make."""
         clients = self._estates[request.plan]
         _check_region(clients, request.target_region, "target region")
         spec = clients.plan.servicebus
@@ -141,24 +143,39 @@ class ServiceBusActivities:
                 type="AliasNotOnNamespace",
                 non_retryable=True,
             )
-        changed = False
-        if current.role not in PRIMARY_ROLES:
-            activity.logger.info("failing over %s to %s", spec.alias, namespace)
+        changed = current.role not in PRIMARY_ROLES
+        planned: list[str] = []
+        if changed:
             parameters = (
                 NamespaceFailoverProperties(properties=FailoverPropertiesProperties(is_safe_failover=True))
                 if request.safe
                 else None
             )
-            async with azure_call(_describe(clients, namespace), "fail over"):
-                await clients.servicebus.disaster_recovery_configs.fail_over(
-                    resource_group_name=spec.resource_group,
-                    namespace_name=namespace,
-                    alias=spec.alias,
-                    parameters=parameters,
-                )
-            changed = True
-        final = current
-        if not (current.role in PRIMARY_ROLES and current.provisioning_state == SUCCEEDED):
+            alias_id = servicebus_alias(clients.plan.subscription_id, spec.resource_group, namespace, spec.alias)
+            call = planned_call(
+                "POST",
+                resource_action(alias_id, "failover"),
+                sdk_api_version(clients.servicebus),
+                parameters.properties if parameters is not None else None,
+            )
+            planned.append(call)
+            if request.dry_run:
+                activity.logger.info("dry run: would call %s", call)
+            else:
+                activity.logger.info("failing over %s to %s", spec.alias, namespace)
+                async with azure_call(_describe(clients, namespace), "fail over"):
+                    await clients.servicebus.disaster_recovery_configs.fail_over(
+                        resource_group_name=spec.resource_group,
+                        namespace_name=namespace,
+                        alias=spec.alias,
+                        parameters=parameters,
+                    )
+        if request.dry_run:
+            # A fail-over breaks the pairing: the namespace ends up primary without a partner.
+            role = ROLE_PRIMARY_NOT_REPLICATING if changed else (current.role or "")
+        elif current.role in PRIMARY_ROLES and current.provisioning_state == SUCCEEDED:
+            role = current.role or ""
+        else:
             final = await poll_until(
                 f"{namespace} to become the primary of alias {spec.alias}",
                 lambda: self._read(clients, request.target_region),
@@ -167,20 +184,23 @@ class ServiceBusActivities:
                 timeout=request.timeout_seconds,
                 progress=_progress,
             )
+            role = final.role or ""
         return FailoverAliasResult(
             plan=request.plan,
             alias=spec.alias,
             primary_region=request.target_region,
             primary_namespace=namespace,
-            role=final.role or "",
+            role=role,
             changed=changed,
             duration_seconds=time.monotonic() - started,
+            planned_calls=tuple(planned),
         )
 
     @activity.defn(name="servicebus.pair")
     async def pair(self, request: PairAliasInput) -> PairAliasResult:
         """Pair the alias from the namespace in ``primary_region`` (primary) to the plan's other
-        namespace (secondary) unless it already is, then wait until the pairing is provisioned."""
+        namespace (secondary) unless it already is, then wait until the pairing is provisioned. A
+        dry run reads the alias and reports the call it would make."""
         clients = self._estates[request.plan]
         plan = clients.plan
         spec = plan.servicebus
@@ -195,20 +215,30 @@ class ServiceBusActivities:
         def paired_as_wanted(view: NamespaceAliasView) -> bool:
             return view.role == ROLE_PRIMARY and (view.partner_namespace or "").lower() == secondary_id.lower()
 
-        changed = False
-        if not paired_as_wanted(current):
-            activity.logger.info("pairing %s: %s -> %s", spec.alias, primary_ns, secondary_ns)
+        changed = not paired_as_wanted(current)
+        planned: list[str] = []
+        if changed:
             body = ArmDisasterRecovery(properties=ArmDisasterRecoveryProperties(partner_namespace=secondary_id))
-            async with azure_call(_describe(clients, primary_ns), f"pair with {secondary_ns}"):
-                await clients.servicebus.disaster_recovery_configs.create_or_update(
-                    resource_group_name=spec.resource_group,
-                    namespace_name=primary_ns,
-                    alias=spec.alias,
-                    parameters=body,
-                )
-            changed = True
+            call = planned_call(
+                "PUT",
+                servicebus_alias(plan.subscription_id, spec.resource_group, primary_ns, spec.alias),
+                sdk_api_version(clients.servicebus),
+                body.properties,
+            )
+            planned.append(call)
+            if request.dry_run:
+                activity.logger.info("dry run: would call %s", call)
+            else:
+                activity.logger.info("pairing %s: %s -> %s", spec.alias, primary_ns, secondary_ns)
+                async with azure_call(_describe(clients, primary_ns), f"pair with {secondary_ns}"):
+                    await clients.servicebus.disaster_recovery_configs.create_or_update(
+                        resource_group_name=spec.resource_group,
+                        namespace_name=primary_ns,
+                        alias=spec.alias,
+                        parameters=body,
+                    )
         final = current
-        if changed or current.provisioning_state != SUCCEEDED:
+        if not request.dry_run and (changed or current.provisioning_state != SUCCEEDED):
             final = await poll_until(
                 f"the pairing {primary_ns} -> {secondary_ns} of alias {spec.alias} to be provisioned",
                 lambda: self._read(clients, request.primary_region),
@@ -225,6 +255,7 @@ class ServiceBusActivities:
             changed=changed,
             pending_replication_operations_count=final.pending_replication_operations_count or 0,
             duration_seconds=time.monotonic() - started,
+            planned_calls=tuple(planned),
         )
 
     @activity.defn(name="servicebus.wait_replication")

@@ -8,6 +8,7 @@ retried attempt resumes the same operation instead of starting a second one).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -18,12 +19,22 @@ from azure.mgmt.sql.models import Database, DatabaseProperties, FailoverGroup
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, await_lro, azure_call, poll_until, resumed_lro
+from activities.azure import (
+    AzureClients,
+    Estates,
+    await_lro,
+    azure_call,
+    planned_call,
+    poll_until,
+    resumed_lro,
+    sdk_api_version,
+)
 from domain.messages.sql import (
     FAILOVER_MODES,
     MODE_FORCED,
     MODE_NONE,
     MODE_PLANNED,
+    MODE_TRY_PLANNED,
     ROLE_PRIMARY,
     ROLE_SECONDARY,
     FailoverGroupView,
@@ -35,7 +46,7 @@ from domain.messages.sql import (
     ServerRole,
 )
 from domain.plan import FailoverGroupSpec
-from domain.resource_ids import ResourceId, sql_database
+from domain.resource_ids import ResourceId, resource_action, sql_database, sql_failover_group
 
 # Tags on a restored database naming its source and point in time: Azure does not return
 # createMode/sourceDatabaseId/restorePointInTime on GET, so they are how a rerun recognises its work.
@@ -45,6 +56,12 @@ ONLINE = "Online"
 BUSY = "FailoverGroupBusy"
 RESTORE_WAIT_SECONDS = 4 * 3600.0
 BUSY_WAIT_SECONDS = 900.0
+# The failover group action each mode POSTs (on the server that is to become primary).
+FAILOVER_ACTIONS = {
+    MODE_PLANNED: "failover",
+    MODE_FORCED: "forceFailoverAllowDataLoss",
+    MODE_TRY_PLANNED: "tryPlannedBeforeForcedFailover",
+}
 
 
 def _text(value: object) -> str | None:
@@ -137,6 +154,15 @@ def _view(plan: str, spec: FailoverGroupSpec, group: FailoverGroup) -> FailoverG
     )
 
 
+def _promoted(view: FailoverGroupView, region: str) -> FailoverGroupView:
+    """The group as it would be once the server in ``region`` is its primary."""
+    servers = tuple(
+        dataclasses.replace(s, role=ROLE_PRIMARY if s.region == region else ROLE_SECONDARY) for s in view.servers
+    )
+    primary = next(s for s in servers if s.role == ROLE_PRIMARY)
+    return dataclasses.replace(view, primary_region=region, primary_server=primary.server, servers=servers)
+
+
 class SqlActivities:
     """Activities on each plan's Azure SQL failover groups and databases, through the aio SDK."""
 
@@ -170,7 +196,8 @@ class SqlActivities:
 
     @activity.defn(name="sql.failover_group")
     async def failover_group(self, input: FailoverSqlGroupInput) -> FailoverSqlGroupResult:
-        """Make the server in ``target_region`` the group's primary (planned, forced or try-planned)."""
+        """Make the server in ``target_region`` the group's primary (planned, forced or try-planned);
+        a dry run reads the group and reports the failover it would request."""
         clients = self._estates[input.plan]
         spec = _group_spec(clients, input.failover_group)
         if input.mode not in FAILOVER_MODES:
@@ -182,13 +209,26 @@ class SqlActivities:
                 f"(regions: {', '.join(spec.servers)})"
             )
         operation = f"sql.failover_group/{spec.name}/{target}/{input.mode}"
+        call = planned_call(
+            "POST",
+            resource_action(
+                sql_failover_group(clients.plan.subscription_id, spec.resource_group, target, spec.name),
+                FAILOVER_ACTIONS[input.mode],
+            ),
+            sdk_api_version(clients.sql),
+        )
         before = await self._read(clients, spec)
         if before.primary_region == input.target_region:
-            if resumed_lro(operation) is not None:
+            if not input.dry_run and resumed_lro(operation) is not None:
                 # An earlier attempt of this activity started the failover, which finished meanwhile.
-                return self._result(input, before, changed=True, mode=input.mode)
+                return self._result(input, before, changed=True, mode=input.mode, calls=(call,))
             activity.logger.info("failover group %s already primary in %s", spec.name, input.target_region)
             return self._result(input, before, changed=False, mode=MODE_NONE)
+        if input.dry_run:
+            activity.logger.info("dry run: would call %s", call)
+            return self._result(
+                input, _promoted(before, input.target_region), changed=True, mode=input.mode, calls=(call,)
+            )
 
         operations = clients.sql.failover_groups
         begin: Callable[..., Awaitable[Any]] = {
@@ -234,11 +274,16 @@ class SqlActivities:
                 f"{after.primary_server!r} ({after.primary_region}) as primary",
                 type="FailoverNotApplied",
             )
-        return self._result(input, after, changed=True, mode=input.mode)
+        return self._result(input, after, changed=True, mode=input.mode, calls=(call,))
 
     @staticmethod
     def _result(
-        input: FailoverSqlGroupInput, view: FailoverGroupView, *, changed: bool, mode: str
+        input: FailoverSqlGroupInput,
+        view: FailoverGroupView,
+        *,
+        changed: bool,
+        mode: str,
+        calls: tuple[str, ...] = (),
     ) -> FailoverSqlGroupResult:
         return FailoverSqlGroupResult(
             plan=input.plan,
@@ -250,6 +295,7 @@ class SqlActivities:
             data_loss_possible=changed and mode != MODE_PLANNED,
             servers=view.servers,
             completed_at=_now(),
+            planned_calls=calls,
         )
 
     @activity.defn(name="sql.restore_database_pitr")

@@ -120,3 +120,8 @@ def cosmos_restorable_account(subscription: str, location: str, instance_id: str
     return _subscription_rid(
         subscription, "Microsoft.DocumentDB", ("locations", location), ("restorableDatabaseAccounts", instance_id)
     )
+
+
+def resource_action(resource_id: str, action: str) -> str:
+    """The ARM path of a POST action on a resource (``.../failoverGroups/fog/failover``)."""
+    return f"{resource_id.rstrip('/')}/{action}"

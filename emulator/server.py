@@ -42,6 +42,7 @@ class Emulator:
         self.arm = Router()
         self.control = Router()
         for provider in providers:
+            world.providers[provider.name] = provider
             provider.register(self.arm, self.control)
         self._register_control()
 

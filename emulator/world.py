@@ -56,6 +56,8 @@ class World:
             for region in plan.regions:
                 self.regions.setdefault(region, RegionState(region, changed_at=time.monotonic()))
         self._listeners: list[Callable[[], None]] = []
+        # Every provider by name (filled by the Emulator), for providers that read another's state.
+        self.providers: dict[str, Provider] = {}
 
     def region(self, name: str) -> RegionState:
         state = self.regions.get(name.replace(" ", "").lower())

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from observability.logging import configure_logging
-from starters import emulator_cmd, plan_cmd
+from starters import demo_cmd, dev_cmd, emulator_cmd, failover_cmd, plan_cmd
 
 app = typer.Typer(
     name="drctl",
@@ -36,11 +36,19 @@ def _setup(
 
 app.add_typer(emulator_cmd.app, name="emulator")
 app.add_typer(plan_cmd.app, name="plan")
+app.add_typer(failover_cmd.app, name="failover")
+app.add_typer(dev_cmd.app, name="dev")
+app.command(name="demo")(demo_cmd.demo)
 
 
 def main() -> None:
     """Console-script entry point (``drctl``)."""
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if failover_cmd.connected_to_temporal():
+            failover_cmd.exit_process(done.code)
+        raise
 
 
 if __name__ == "__main__":

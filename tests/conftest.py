@@ -3,7 +3,9 @@ that activities use, pointed at it exactly as they would be at Azure."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,16 @@ from emulator.server import EmulatorServer, ThreadedEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PLAN = ROOT / "plans" / "local.toml"
+
+
+def venv_binary(name: str) -> str:
+    """A console script installed with the project (the venv's bin first, then PATH)."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    assert found is not None, f"{name} not found: install the project first (scripts/bootstrap.sh)"
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ class SetCosmosWriteRegionInput:
 
     plan: str
     region: str
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SetCosmosWriteRegionResult:
     changed: bool
     regions: tuple[CosmosRegion, ...]
     completed_at: str  # ISO 8601 UTC
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)

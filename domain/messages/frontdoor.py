@@ -52,6 +52,7 @@ class SetOriginsInput:
     plan: str
     origins: tuple[DesiredOrigin, ...]
     reason: str = ""
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SetOriginsResult:
     changed: tuple[str, ...]  # origin names that were updated
     unchanged: tuple[str, ...]  # origin names already in the desired state
     origins: tuple[OriginState, ...]  # the final state of every origin named in the input
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
     def for_region(self, region: str) -> OriginState | None:
         return next((o for o in self.origins if o.region == region), None)

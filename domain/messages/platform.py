@@ -22,6 +22,7 @@ class SetTenantModeInput:
     mode: str
     reason: str
     gateway_region: str | None = None
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SetTenantModeResult:
     mode: str
     matched: int
     changed: int
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class WarmCacheInput:
     force: bool = False
     timeout_seconds: float = 900.0
     gateway_region: str | None = None
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class WarmCacheResult:
     changed: bool
     operation_id: str | None
     duration_seconds: float
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class RepinBatchInput:
     reason: str
     cursor: str | None = None
     limit: int = 500
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,34 @@ class RepinBatchResult:
     already_there: int
     not_allowed: int  # their residency policy keeps them in their home region
     next_cursor: str | None
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
+
+
+STORE_COSMOS = "cosmos"
+STORE_SQL_PREFIX = "sql:"
+
+
+def sql_store(failover_group: str) -> str:
+    """The heartbeat store name of a SQL failover group (``sql:<group>``)."""
+    return STORE_SQL_PREFIX + failover_group
+
+
+@dataclass(frozen=True)
+class DataLossWindowInput:
+    """How much ``store`` lost in the failover that completed at ``at``: read from the newest
+    application heartbeat visible in the new primary, through the ops gateway of the plan's region
+    other than ``failed_region``. ``store`` is ``sql:<failover group>`` or ``cosmos``."""
+
+    plan: str
+    store: str
+    failed_region: str
+    at: str  # ISO 8601 UTC: when the failover completed
+
+
+@dataclass(frozen=True)
+class DataLossWindowResult:
+    plan: str
+    store: str
+    last_heartbeat_at: str  # ISO 8601 UTC: the newest heartbeat that survived
+    at: str  # ISO 8601 UTC, as given
+    seconds: float  # max(0, at - last_heartbeat_at): the effective RPO

@@ -49,6 +49,7 @@ class FailoverAliasInput:
     target_region: str
     safe: bool = False  # IsSafeFailover: wait for pending replication (needs the primary reachable)
     timeout_seconds: float = 900.0
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class FailoverAliasResult:
     role: str
     changed: bool
     duration_seconds: float
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class PairAliasInput:
     plan: str
     primary_region: str
     timeout_seconds: float = 900.0
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class PairAliasResult:
     changed: bool
     pending_replication_operations_count: int
     duration_seconds: float
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)

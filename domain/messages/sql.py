@@ -51,6 +51,7 @@ class FailoverSqlGroupInput:
     failover_group: str
     target_region: str
     mode: str = MODE_PLANNED  # one of FAILOVER_MODES
+    dry_run: bool = False  # do every read, issue no mutating call, report planned_calls
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class FailoverSqlGroupResult:
     data_loss_possible: bool
     servers: tuple[ServerRole, ...]
     completed_at: str  # ISO 8601 UTC
+    planned_calls: tuple[str, ...] = ()  # the mutating calls issued (or, in a dry run, that would be)
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,26 @@ registry behind them is global). A gateway in a down region answers 503. Errors 
   naming the tenants whose residency policy forbids the target (nothing moves then)
 - ``POST /ops/v1/cache/warmup {region, scope?}`` -> 202 + ``Operation-Location``;
   ``GET /ops/v1/operations/{id}`` polls it; ``GET /ops/v1/cache?region=`` reads a cache's state
+- ``GET /ops/v1/replication/heartbeat?store=sql:<failover group>|cosmos[:<account>]`` -> the newest
+  application heartbeat visible in the store's primary copy. The application writes one per
+  second into every replicated store; ARM exposes no geo-replication lag, so this is how the data
+  lost by a forced failover is measured: after one, the newest heartbeat is the failover's
+  completion minus the lag it lost; otherwise replication is live and it is now minus the lag.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from emulator.core import ArmError, JsonDict, RequestContext, Router, iso, json_response, utc_now
+from emulator.providers.cosmos import CosmosProvider
+from emulator.providers.sql import SqlProvider
 from emulator.world import World
 
 BASE = "/regions/{region}/ops/v1"
@@ -29,6 +37,10 @@ MODES = ("read-write", "read-only")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 WARMUP = "Ops_CacheWarmup"
+HEARTBEAT = "Ops_ReplicationHeartbeat"
+T = TypeVar("T")
+SQL_STORE = "sql:"
+COSMOS_STORE = "cosmos"
 
 
 @dataclass
@@ -102,6 +114,15 @@ def _decode_cursor(cursor: str) -> int:
             400, "InvalidCursor", f"The cursor '{cursor}' is not valid; pass the nextCursor of a previous page."
         )
     return offset
+
+
+def _heartbeat(forced: JsonDict | None, lag_seconds: float, now: dt.datetime) -> dt.datetime:
+    """The newest heartbeat in the primary copy: frozen at the forced failover's completion minus
+    the lag it lost, or (replication live) ``lag_seconds`` behind now."""
+    if forced is None:
+        return now - dt.timedelta(seconds=lag_seconds)
+    completed = dt.datetime.fromisoformat(str(forced["completed_at"]).replace("Z", "+00:00"))
+    return completed - dt.timedelta(seconds=float(forced["data_loss_seconds"]))
 
 
 class PlatformProvider:
@@ -349,6 +370,51 @@ class PlatformProvider:
         cache = self.caches.setdefault(region, CacheState(region, "cold"))
         return json_response(cache.render())
 
+    async def replication_heartbeat(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        store = ctx.request.query.get("store", "")
+        if not store:
+            raise _error(400, "InvalidRequest", "'store' is required: 'sql:<failover group>' or 'cosmos'.")
+        now = utc_now()
+        region, last = self._last_heartbeat(store, now)
+        return json_response({"store": store, "region": region, "lastHeartbeatAt": iso(last), "measuredAt": iso(now)})
+
+    def _last_heartbeat(self, store: str, now: dt.datetime) -> tuple[str, dt.datetime]:
+        """(region of the primary copy, newest heartbeat in it) of a replicated store."""
+        kind, _, name = store.partition(":")
+        if kind == SQL_STORE.rstrip(":") and name:
+            sql = self._peer("sql", SqlProvider)
+            group = next((g for g in sql.groups if g.name.lower() == name.lower()), None)
+            if group is not None:
+                last = group.failovers[-1] if group.failovers else None
+                forced = last is not None and last["mode"] == "forced"
+                return group.primary_region, _heartbeat(last if forced else None, group.lag_seconds, now)
+        elif kind == COSMOS_STORE:
+            cosmos = self._peer("cosmos", CosmosProvider)
+            accounts = [a for a in cosmos.accounts.values() if not name or a.name.lower() == name.lower()]
+            if len(accounts) > 1:
+                names = ", ".join(sorted(a.name for a in accounts))
+                raise _error(
+                    400, "AmbiguousStore", f"'cosmos' names several accounts ({names}); ask for 'cosmos:<account>'."
+                )
+            if accounts:
+                account = accounts[0]
+                last = account.failovers[-1] if account.failovers else None
+                forced = last is not None and bool(last["previous_write_region_down"])
+                return account.write_region.name, _heartbeat(last if forced else None, account.lag_seconds, now)
+        raise _error(
+            404,
+            "StoreNotFound",
+            f"There is no replicated store '{store}'; stores are 'sql:<failover group>' and 'cosmos'.",
+        )
+
+    def _peer(self, name: str, kind: type[T]) -> T:
+        """Another provider of the same world (looked up when needed: providers are built in turn)."""
+        provider = self.world.providers.get(name)
+        if not isinstance(provider, kind):
+            raise _error(500, "InternalServerError", f"The emulator runs without its {name} provider.")
+        return provider
+
     # ---- provider protocol ---------------------------------------------------------------------
 
     def register(self, router: Router, control: Router) -> None:
@@ -358,6 +424,7 @@ class PlatformProvider:
         router.add("POST", BASE + "/cache/warmup", WARMUP, self.warmup, mutating=True, latency_mode="operation")
         router.add("GET", BASE + "/cache", "Ops_GetCacheStatus", self.cache_status)
         router.add("GET", BASE + "/operations/{operationId}", "Ops_GetOperation", self.get_operation)
+        router.add("GET", BASE + "/replication/heartbeat", HEARTBEAT, self.replication_heartbeat)
 
     def snapshot(self) -> JsonDict:
         modes: dict[str, int] = {}

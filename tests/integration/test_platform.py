@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,13 +11,19 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.azure import Estates
+from activities.cosmos import CosmosActivities
 from activities.platform import PlatformActivities
+from activities.sql import SqlActivities
+from domain.messages.cosmos import SetCosmosWriteRegionInput
 from domain.messages.platform import (
+    DataLossWindowInput,
     ListTenantsInput,
     RepinTenantsInput,
     SetTenantModeInput,
     WarmCacheInput,
+    sql_store,
 )
+from domain.messages.sql import MODE_FORCED, MODE_PLANNED, FailoverSqlGroupInput
 from domain.plan import DrPlan
 from tests.conftest import EmulatorHandle
 
@@ -255,3 +262,90 @@ class TestGatewayErrors:
         assert caught.value.non_retryable is True
         assert "403" in caught.value.message
         assert f"to {plan.dr_region}" in caught.value.message
+
+
+GROUP = "fog-tenants"
+
+
+def set_sql_lag(emulator: EmulatorHandle, seconds: float) -> None:
+    emulator.control.put("/sql/lag", json={"failover_group": GROUP, "seconds": seconds}).raise_for_status()
+
+
+class TestDataLossWindow:
+    async def test_forced_sql_failover_loses_the_lag_at_that_moment(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """After a forced failover with 7 s of replication lag, the newest surviving heartbeat is 7 s old."""
+        set_sql_lag(emulator, 7.0)
+        emulator.region(plan.primary_region, "down")
+        failover = await SqlActivities(estates).failover_group(
+            FailoverSqlGroupInput(plan.name, GROUP, plan.dr_region, MODE_FORCED)
+        )
+        set_sql_lag(emulator, 1.0)  # the lag now no longer matters: the lost writes are gone
+        window = await ops.data_loss_window(
+            DataLossWindowInput(plan.name, sql_store(GROUP), plan.primary_region, failover.completed_at)
+        )
+        assert window.seconds == pytest.approx(7.0, abs=0.5)
+        assert (window.store, window.at) == (sql_store(GROUP), failover.completed_at)
+        assert window.last_heartbeat_at < failover.completed_at
+
+    async def test_planned_sql_failover_loses_at_most_the_live_lag(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A planned failover keeps replicating: the window is bounded by the current lag, not frozen."""
+        set_sql_lag(emulator, 2.0)
+        failover = await SqlActivities(estates).failover_group(
+            FailoverSqlGroupInput(plan.name, GROUP, plan.dr_region, MODE_PLANNED)
+        )
+        window = await ops.data_loss_window(
+            DataLossWindowInput(plan.name, sql_store(GROUP), plan.primary_region, failover.completed_at)
+        )
+        assert 0.0 <= window.seconds < 2.0 + 1.0
+
+    async def test_cosmos_move_away_from_a_down_region_loses_its_lag(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Moving the Cosmos write region off a down region freezes the newest heartbeat at the lag then."""
+        emulator.control.put("/cosmos/lag", json={"account": plan.cosmos.account, "seconds": 4}).raise_for_status()
+        emulator.region(plan.primary_region, "down")
+        moved = await CosmosActivities(estates).set_write_region(SetCosmosWriteRegionInput(plan.name, plan.dr_region))
+        window = await ops.data_loss_window(
+            DataLossWindowInput(plan.name, "cosmos", plan.primary_region, moved.completed_at)
+        )
+        assert window.seconds == pytest.approx(4.0, abs=0.5)
+
+    def test_heartbeat_names_the_region_holding_the_primary_copy(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """Without a failover the answer names the primary region and trails the measurement by the lag."""
+        set_sql_lag(emulator, 3.0)
+        with gateway(emulator, plan.dr_region) as http:
+            answer = http.get("/replication/heartbeat", params={"store": sql_store(GROUP)})
+        assert answer.status_code == 200
+        body = answer.json()
+        assert (body["store"], body["region"]) == (sql_store(GROUP), plan.primary_region)
+        measured = dt.datetime.fromisoformat(body["measuredAt"].replace("Z", "+00:00"))
+        last = dt.datetime.fromisoformat(body["lastHeartbeatAt"].replace("Z", "+00:00"))
+        assert (measured - last).total_seconds() == pytest.approx(3.0, abs=0.01)
+
+    def test_a_down_regions_gateway_answers_503(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
+        """The heartbeat route, like every ops route, is unavailable through a down region's gateway."""
+        emulator.region(plan.primary_region, "down")
+        with gateway(emulator, plan.primary_region) as http:
+            answer = http.get("/replication/heartbeat", params={"store": "cosmos"})
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "ServiceUnavailable"
+
+    async def test_unknown_store_is_non_retryable_and_named(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A store outside the plan stops at once naming it; the gateway itself answers 404 for it."""
+        with pytest.raises(ApplicationError) as caught:
+            await ops.data_loss_window(
+                DataLossWindowInput(plan.name, "sql:fog-nope", plan.primary_region, "2026-01-01T00:00:00Z")
+            )
+        assert caught.value.non_retryable is True
+        assert "sql:fog-nope" in caught.value.message
+        with gateway(emulator, plan.dr_region) as http:
+            answer = http.get("/replication/heartbeat", params={"store": "sql:fog-nope"})
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "StoreNotFound"
+        assert "sql:fog-nope" in answer.json()["error"]["message"]

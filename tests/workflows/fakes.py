@@ -1,0 +1,234 @@
+"""Same-named fakes of the Azure activities, recording what the workflows asked of them.
+
+Only the outside world is faked: ``plan.describe`` is the real activity reading plans/local.toml,
+so the workflow sees the real plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.azure import AzureConnection, Estates
+from activities.plans import PlanActivities
+from domain.messages.cosmos import CosmosRegion, SetCosmosWriteRegionInput, SetCosmosWriteRegionResult
+from domain.messages.frontdoor import OriginState, SetOriginsInput, SetOriginsResult
+from domain.messages.health import ReadSloInput, ReadSloResult, SloReading
+from domain.messages.platform import (
+    DataLossWindowInput,
+    DataLossWindowResult,
+    RepinBatchInput,
+    RepinBatchResult,
+    SetTenantModeInput,
+    SetTenantModeResult,
+    WarmCacheInput,
+    WarmCacheResult,
+)
+from domain.messages.readiness import FAIL, OK, WARN, PreflightInput, ReadinessCheck, ReadinessReport
+from domain.messages.servicebus import FailoverAliasInput, FailoverAliasResult
+from domain.messages.sql import FailoverSqlGroupInput, FailoverSqlGroupResult, ServerRole
+from domain.plan import DrPlan
+
+
+@dataclass
+class Call:
+    name: str
+    arg: Any
+    started: float
+    ended: float = 0.0
+
+
+@dataclass
+class FakeAzure:
+    """Scriptable outside world: step latency, readiness verdicts, SLO readings, re-pin pages."""
+
+    plan: DrPlan
+    step_seconds: float = 0.0
+    checks: list[ReadinessCheck] = field(default_factory=list)
+    source_healthy: bool = True
+    target_healthy: bool = True
+    slo_readings: list[SloReading] = field(default_factory=list)
+    repin_pages: int = 3
+    data_loss_seconds: float = 4.0
+    fail: dict[str, ApplicationError] = field(default_factory=dict)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def of(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.name == name]
+
+    async def _step(self, name: str, arg: Any) -> Call:
+        call = Call(name, arg, time.monotonic())
+        self.calls.append(call)
+        if name in self.gates:
+            await self.gates[name].wait()
+        if name in self.fail:
+            call.ended = time.monotonic()
+            raise self.fail[name]
+        if self.step_seconds and not getattr(arg, "dry_run", False):
+            await asyncio.sleep(self.step_seconds)
+        call.ended = time.monotonic()
+        return call
+
+    @staticmethod
+    def _planned(arg: Any, *calls: str) -> tuple[str, ...]:
+        return tuple(calls) if getattr(arg, "dry_run", False) else ()
+
+    def activities(self) -> list[Callable[..., Any]]:
+        plan = self.plan
+        now = "2026-11-28T10:00:00Z"
+
+        @activity.defn(name="readiness.preflight")
+        async def preflight(arg: PreflightInput) -> ReadinessReport:
+            await self._step("readiness.preflight", arg)
+            checks = self.checks or [ReadinessCheck("frontdoor", "Front Door", OK)]
+            return ReadinessReport(arg.plan, tuple(checks), self.source_healthy, self.target_healthy, now)
+
+        @activity.defn(name="frontdoor.set_origins")
+        async def set_origins(arg: SetOriginsInput) -> SetOriginsResult:
+            await self._step("frontdoor.set_origins", arg)
+            origins = tuple(
+                OriginState(plan.frontdoor.origins[o.region], o.region, bool(o.enabled), o.priority, o.weight)
+                for o in arg.origins
+            )
+            return SetOriginsResult(
+                arg.plan,
+                changed=tuple(o.name for o in origins),
+                unchanged=(),
+                origins=origins,
+                planned_calls=self._planned(arg, "PATCH origins/app-eastus", "PATCH origins/app-westus"),
+            )
+
+        @activity.defn(name="servicebus.failover_alias")
+        async def failover_alias(arg: FailoverAliasInput) -> FailoverAliasResult:
+            await self._step("servicebus.failover_alias", arg)
+            ns = plan.servicebus.namespaces[arg.target_region]
+            return FailoverAliasResult(
+                arg.plan,
+                plan.servicebus.alias,
+                arg.target_region,
+                ns,
+                "PrimaryNotReplicating",
+                changed=True,
+                duration_seconds=0.1,
+                planned_calls=self._planned(arg, f"POST namespaces/{ns}/disasterRecoveryConfigs/failover"),
+            )
+
+        @activity.defn(name="platform.set_tenant_mode")
+        async def set_tenant_mode(arg: SetTenantModeInput) -> SetTenantModeResult:
+            await self._step("platform.set_tenant_mode", arg)
+            return SetTenantModeResult(
+                arg.plan,
+                arg.home_region,
+                arg.mode,
+                matched=200,
+                changed=200,
+                planned_calls=self._planned(arg, "POST /ops/v1/tenants/mode"),
+            )
+
+        @activity.defn(name="sql.failover_group")
+        async def sql_failover(arg: FailoverSqlGroupInput) -> FailoverSqlGroupResult:
+            await self._step("sql.failover_group", arg)
+            group = next(g for g in plan.sql.failover_groups if g.name == arg.failover_group)
+            server = group.servers[arg.target_region]
+            return FailoverSqlGroupResult(
+                arg.plan,
+                arg.failover_group,
+                arg.target_region,
+                server,
+                changed=True,
+                mode=arg.mode,
+                data_loss_possible=arg.mode == "forced",
+                servers=(ServerRole(arg.target_region, server, "Primary"),),
+                completed_at=now,
+                planned_calls=self._planned(arg, f"POST servers/{server}/failoverGroups/{group.name}/failover"),
+            )
+
+        @activity.defn(name="cosmos.set_write_region")
+        async def cosmos_write(arg: SetCosmosWriteRegionInput) -> SetCosmosWriteRegionResult:
+            await self._step("cosmos.set_write_region", arg)
+            return SetCosmosWriteRegionResult(
+                arg.plan,
+                plan.cosmos.account,
+                arg.region,
+                changed=True,
+                regions=(CosmosRegion(arg.region, 0, True),),
+                completed_at=now,
+                planned_calls=self._planned(arg, "POST databaseAccounts/cosmos-estate/failoverPriorityChange"),
+            )
+
+        @activity.defn(name="platform.warm_cache")
+        async def warm_cache(arg: WarmCacheInput) -> WarmCacheResult:
+            await self._step("platform.warm_cache", arg)
+            return WarmCacheResult(
+                arg.plan,
+                arg.region,
+                "warm",
+                changed=True,
+                operation_id="op-1",
+                duration_seconds=0.1,
+                planned_calls=self._planned(arg, "POST /ops/v1/cache/warmup"),
+            )
+
+        @activity.defn(name="platform.data_loss_window")
+        async def data_loss(arg: DataLossWindowInput) -> DataLossWindowResult:
+            await self._step("platform.data_loss_window", arg)
+            return DataLossWindowResult(arg.plan, arg.store, now, arg.at, self.data_loss_seconds)
+
+        @activity.defn(name="health.read_slo")
+        async def read_slo(arg: ReadSloInput) -> ReadSloResult:
+            await self._step("health.read_slo", arg)
+            reading = self.slo_readings.pop(0) if self.slo_readings else green()
+            return ReadSloResult(arg.plan, plan.frontdoor.profile, now, now, arg.interval, reading, ())
+
+        @activity.defn(name="platform.repin_batch")
+        async def repin_batch(arg: RepinBatchInput) -> RepinBatchResult:
+            await self._step("platform.repin_batch", arg)
+            page = int(arg.cursor or "0")
+            following = str(page + 1) if page + 1 < self.repin_pages else None
+            return RepinBatchResult(
+                arg.plan, considered=10, moved=7, already_there=1, not_allowed=2, next_cursor=following
+            )
+
+        describe = PlanActivities(Estates([plan], AzureConnection.for_emulator("https://127.0.0.1:9", "unused")))
+        return [
+            describe.describe,
+            preflight,
+            set_origins,
+            failover_alias,
+            set_tenant_mode,
+            sql_failover,
+            cosmos_write,
+            warm_cache,
+            data_loss,
+            read_slo,
+            repin_batch,
+        ]
+
+
+def green(requests: float = 1000) -> SloReading:
+    return SloReading("profile", None, requests, 0, 0.0, 120.0, True, 1, 1)
+
+
+def breach(rate: float = 0.2) -> SloReading:
+    return SloReading("profile", None, 1000, 1000 * rate, rate, 900.0, True, 1, 1)
+
+
+def no_data() -> SloReading:
+    return SloReading("profile", None, 0, 0, None, None, False, 1, 0)
+
+
+def check(key: str, status: str, detail: str = "") -> ReadinessCheck:
+    return ReadinessCheck(key, key, status, detail)
+
+
+__all__ = ["FAIL", "OK", "WARN", "FakeAzure", "breach", "check", "green", "no_data"]

@@ -1,0 +1,8 @@
+"""Deterministic orchestration only: no I/O, clocks or randomness outside Temporal's APIs."""
+
+from __future__ import annotations
+
+from workflows.failover import FailoverWorkflow
+from workflows.repin import RepinTenantsWorkflow
+
+WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow)
