@@ -5,7 +5,6 @@ westus while showing the step table, and prints where to look in the Temporal UI
 from __future__ import annotations
 
 import ssl
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -77,10 +76,11 @@ def demo(
     save_config(config)
     try:
         if stack.emulator.running():
-            say("restarting the estate emulator for a fresh estate")
+            # A new emulator serves with a new CA: the worker must restart to trust it.
+            say("restarting the estate emulator (fresh estate) and the worker")
+            stack.worker.stop()
             stack.emulator.stop()
         stack.up(progress=say)
     except StackError as exc:
         fail(str(exc))
-    as_json = json_output or not sys.stdout.isatty()
-    failover_cmd.run_command(lambda: _run_demo(config, plan, as_json))
+    failover_cmd.run_command(lambda: _run_demo(config, plan, json_output))

@@ -412,6 +412,9 @@ class FailoverWorkflow:
             if verdict.ok:
                 self.slo_green = True
                 self.rto_seconds = (workflow.now() - start).total_seconds()
+                workflow.metric_meter().create_gauge_float(
+                    "failover_rto_seconds", "Measured RTO of the last failover: start to SLO green", "s"
+                ).set(self.rto_seconds, {"plan": inp.plan, "drill": str(inp.drill).lower()})
                 self.progress.mark(
                     "slo", DONE, f"green after {samples} sample(s): {self.last_slo}; RTO {self.rto_seconds:.1f}s"
                 )

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from activities.azure import Estates
 from activities.cosmos import CosmosActivities
@@ -27,8 +29,10 @@ from domain.messages.platform import ListTenantsInput
 from domain.messages.servicebus import GetAliasInput
 from domain.messages.sql import GetFailoverGroupInput
 from domain.plan import DrPlan
+from starters import failover_cmd
 from tests.conftest import EmulatorHandle
 from tests.integration.processes import DevServer, WorkerProcess
+from workers.connection import TemporalSettings
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +248,76 @@ class TestCrashSafety:
         assert result.outcome == "succeeded", result.reason
         await assert_failed_over(plan, estates)
         assert_each_mutation_once(emulator)
+
+
+class TestRefusalsAndErrors:
+    async def test_target_region_down_is_refused_before_any_change(
+        self, plan: DrPlan, emulator: EmulatorHandle, worker: WorkerProcess, client: Client
+    ) -> None:
+        """Failing over into a region that is down is refused by pre-flight, even with --force."""
+        emulator.region("westus", "down")
+        handle = await start_failover(client, worker, plan, force=True)
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 120)
+        assert isinstance(info.value.cause, ApplicationError)
+        assert info.value.cause.type == "PreflightRefused"
+        assert "westus" in info.value.cause.message
+        assert emulator.mutations() == []
+
+    async def test_non_retryable_error_stops_with_reason_and_reported_state(
+        self, plan: DrPlan, emulator: EmulatorHandle, worker: WorkerProcess, client: Client, estates: Estates
+    ) -> None:
+        """A 403 on the Cosmos step fails the failover at once, naming the resource and what was done."""
+        emulator.fault("DatabaseAccounts_FailoverPriorityChange", 403, count=100)
+        handle = await start_failover(client, worker, plan)
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 120)
+        err = info.value.cause
+        assert isinstance(err, ApplicationError)
+        assert "403" in err.message
+        assert plan.cosmos.account in err.message
+        report = err.details[0]
+        assert {"frontdoor", "servicebus", "tenants"} <= set(report["done"])
+        assert "cosmos" in report["not_done"]
+        assert "warmup" in report["not_done"]
+        assert len([e for e in emulator.journal() if e["operation"] == "DatabaseAccounts_FailoverPriorityChange"]) == 1
+        alias = await ServiceBusActivities(estates).get_alias(GetAliasInput(plan.name))
+        assert alias.primary_region == "westus", "steps done before the error stay done and are reported"
+
+    async def test_second_failover_of_a_running_plan_is_refused(
+        self, plan: DrPlan, emulator: EmulatorHandle, worker: WorkerProcess, client: Client
+    ) -> None:
+        """While a failover of the plan runs, drctl refuses to start another and names the running one."""
+        emulator.region("eastus", "down")
+        settings = TemporalSettings(address=worker.env["TEMPORAL_ADDRESS"], task_queue=worker.task_queue)
+        first = await failover_cmd.start_failover(
+            client, settings, plan, from_region="eastus", to_region="westus", reason="first"
+        )
+        await until_phase(first, ("watching",))
+        with pytest.raises(failover_cmd.FailoverAlreadyRunning) as info:
+            await failover_cmd.start_failover(
+                client, settings, plan, from_region="eastus", to_region="westus", reason="second"
+            )
+        assert first.id in str(info.value)
+        await first.signal("primary-recovered", PrimaryRecovered())
+        await asyncio.wait_for(first.result(), 60)
+
+
+class TestWorkerProcess:
+    async def test_metrics_endpoint_reports_rto_and_sigterm_stops_cleanly(
+        self, plan: DrPlan, emulator: EmulatorHandle, worker: WorkerProcess, client: Client
+    ) -> None:
+        """After a failover the worker's Prometheus endpoint carries failover_rto_seconds; SIGTERM exits 0."""
+        emulator.region("eastus", "down")
+        handle = await start_failover(client, worker, plan)
+        result = await finish(handle)
+        assert result.rto_seconds is not None
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
+        lines = [ln for ln in text.splitlines() if ln.startswith("failover_rto_seconds{")]
+        assert lines, "failover_rto_seconds missing from /metrics"
+        assert 'plan="local"' in lines[0]
+        assert abs(float(lines[0].rsplit(" ", 1)[1]) - result.rto_seconds) < 0.01
+        assert "temporal_workflow_completed" in text or "temporal_request" in text, "SDK metrics are served too"
+        assert worker.stop() == 0
+        assert "worker stopped" in worker.log.read_text()
