@@ -3,6 +3,7 @@ priority, weight), which is how traffic fails over, fails back and shifts in ste
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from enum import Enum
@@ -138,6 +139,26 @@ class FrontDoorActivities:
             progress=lambda state: {"origin": name, "provisioning_state": state.provisioning_state},
         )
 
+    async def _update(self, clients: AzureClients, name: str, change: dict[str, Any], reason: str) -> AFDOrigin:
+        plan = clients.plan
+        fd = plan.frontdoor
+        activity.logger.info("updating %s: %s (%s)", _describe(plan, name), change, reason or "no reason given")
+        body = AFDOriginUpdateParameters(properties=AFDOriginUpdatePropertiesParameters(**change))
+        async with azure_call(_describe(plan, name), "update"):
+            # A fresh key per PATCH: a retried attempt has already waited out the previous
+            # attempt's update (_settled) and compared again, so resuming that poller could only
+            # re-await a finished, possibly failed, operation instead of sending the change.
+            updated: AFDOrigin = await await_lro(
+                f"frontdoor.update_origin:{name}:{uuid.uuid4().hex[:12]}",
+                clients.cdn.afd_origins.begin_update,
+                resource_group_name=fd.resource_group,
+                profile_name=fd.profile,
+                origin_group_name=fd.origin_group,
+                origin_name=name,
+                origin_update_properties=body,
+            )
+        return updated
+
     @activity.defn(name="frontdoor.get_origins")
     async def get_origins(self, request: GetOriginsInput) -> OriginsResult:
         """Every origin of the plan's origin group, with the plan region each one serves."""
@@ -161,48 +182,41 @@ class FrontDoorActivities:
         plan = clients.plan
         fd = plan.frontdoor
         targets = _targets(plan, request.origins)
+        currents = await asyncio.gather(*(self._settled(clients, name, want.region) for name, want in targets))
         final: dict[str, OriginState] = {}
         pending: list[tuple[str, str, dict[str, Any]]] = []
-        for name, want in targets:
-            current = await self._settled(clients, name, want.region)
+        for (name, want), current in zip(targets, currents, strict=True):
             final[name] = current
             change = _difference(current, want)
             if change:
                 pending.append((name, want.region, change))
-        # Disable last, so the group never passes through a moment with no enabled origin.
-        pending.sort(key=lambda item: 1 if item[2].get("enabled_state") == "Disabled" else 0)
+        # Two waves, each patched concurrently: enables and re-weights first, disables last, so the
+        # group never passes through a moment with no enabled origin.
+        disabling = [p for p in pending if p[2].get("enabled_state") == "Disabled"]
+        waves = [[p for p in pending if p not in disabling], disabling]
+        pending = waves[0] + waves[1]
         api_version = sdk_api_version(clients.cdn)
-        planned: list[str] = []
-        for name, region, change in pending:
-            body = AFDOriginUpdateParameters(properties=AFDOriginUpdatePropertiesParameters(**change))
-            call = planned_call(
+        planned = [
+            planned_call(
                 "PATCH",
                 frontdoor_origin(plan.subscription_id, fd.resource_group, fd.profile, fd.origin_group, name),
                 api_version,
-                body.properties,
+                AFDOriginUpdatePropertiesParameters(**change),
             )
-            planned.append(call)
-            if request.dry_run:
+            for name, _, change in pending
+        ]
+        if request.dry_run:
+            for call in planned:
                 activity.logger.info("dry run: would call %s", call)
+            for name, _, change in pending:
                 final[name] = _applied(final[name], change)
-                continue
-            activity.logger.info(
-                "updating %s: %s (%s)", _describe(plan, name), change, request.reason or "no reason given"
-            )
-            async with azure_call(_describe(plan, name), "update"):
-                # A fresh key per PATCH: a retried attempt has already waited out the previous
-                # attempt's update (_settled) and compared again, so resuming that poller could only
-                # re-await a finished, possibly failed, operation instead of sending the change.
-                updated = await await_lro(
-                    f"frontdoor.update_origin:{name}:{uuid.uuid4().hex[:12]}",
-                    clients.cdn.afd_origins.begin_update,
-                    resource_group_name=fd.resource_group,
-                    profile_name=fd.profile,
-                    origin_group_name=fd.origin_group,
-                    origin_name=name,
-                    origin_update_properties=body,
+        else:
+            for wave in waves:
+                updated = await asyncio.gather(
+                    *(self._update(clients, name, change, request.reason) for name, _, change in wave)
                 )
-            final[name] = _state(updated, region)
+                for (name, region, _), origin in zip(wave, updated, strict=True):
+                    final[name] = _state(origin, region)
         changed = tuple(name for name, _, _ in pending)
         return SetOriginsResult(
             plan=plan.name,

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -238,7 +239,11 @@ class Stack:
             if not c.ca_file.exists():
                 return False
             try:
-                httpx.get(f"{c.emulator_url}/_emulator/state", verify=str(c.ca_file), timeout=1).raise_for_status()
+                httpx.get(
+                    f"{c.emulator_url}/_emulator/state",
+                    verify=ssl.create_default_context(cafile=str(c.ca_file)),
+                    timeout=1,
+                ).raise_for_status()
             except httpx.HTTPError:
                 return False
             return True

@@ -48,6 +48,11 @@ class EmulatorHandle:
             base_url=f"{self.url}/_emulator", verify=ssl.create_default_context(cafile=self.ca_file), timeout=30
         )
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts the emulator's CA, for plain HTTPS clients (httpx) in tests."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def connection(self) -> AzureConnection:
         return AzureConnection.for_emulator(self.url, self.ca_file, polling_interval=0.05)
 

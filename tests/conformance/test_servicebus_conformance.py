@@ -32,7 +32,7 @@ LRO_HEADERS = ("Azure-AsyncOperation", "Location", "Operation-Location")
 
 @pytest.fixture
 def http(emulator: EmulatorHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emulator.url, verify=emulator.ca_file, timeout=30) as client:
+    with httpx.Client(base_url=emulator.url, verify=emulator.ssl_context, timeout=30) as client:
         yield client
 
 

@@ -137,7 +137,7 @@ def runs(exchanges: list[Exchange]) -> list[list[Exchange]]:
 @pytest.fixture
 def http(emulator: EmulatorHandle) -> Iterator[httpx.Client]:
     with httpx.Client(
-        base_url=emulator.url, verify=emulator.ca_file, timeout=30, headers={"Authorization": "Bearer recording"}
+        base_url=emulator.url, verify=emulator.ssl_context, timeout=30, headers={"Authorization": "Bearer recording"}
     ) as client:
         yield client
 

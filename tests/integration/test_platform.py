@@ -45,7 +45,7 @@ def ops(estates: Estates) -> PlatformActivities:
 def gateway(emulator: EmulatorHandle, region: str) -> httpx.Client:
     return httpx.Client(
         base_url=f"{emulator.url}/regions/{region}/ops/v1",
-        verify=emulator.ca_file,
+        verify=emulator.ssl_context,
         headers={"Authorization": "Bearer test"},
         timeout=30,
     )
@@ -137,7 +137,7 @@ class TestRegistryReads:
 
     def test_requests_without_a_bearer_token_are_refused(self, emulator: EmulatorHandle, plan: DrPlan) -> None:
         """The ops API, like ARM, needs a bearer token."""
-        with httpx.Client(verify=emulator.ca_file) as http:
+        with httpx.Client(verify=emulator.ssl_context) as http:
             answer = http.get(f"{emulator.url}/regions/{plan.primary_region}/ops/v1/tenants")
         assert answer.status_code == 401
 
