@@ -115,7 +115,7 @@ class ReadinessActivities:
         *,
         check_timeout_seconds: float = 60.0,
         probe_attempts: int = 3,
-        probe_retry_seconds: float = 0.5,
+        probe_retry_seconds: float = 0.25,
         probe_timeout_seconds: float = 10.0,
         origin_health_window_seconds: float = 300.0,
         clock: Callable[[], dt.datetime] = _utc_now,
@@ -226,7 +226,7 @@ class ReadinessActivities:
             async with asyncio.timeout(self._check_timeout):
                 status, detail = await check
         except TimeoutError:
-            return ReadinessCheck(key, title, FAIL, f"no result within {self._check_timeout:.0f} s")
+            return ReadinessCheck(key, title, FAIL, f"no result within {self._check_timeout:g} s")
         except Exception as err:  # noqa: BLE001  (every failure is a reason in the report, never a crash)
             if is_authentication_error(err):
                 run.auth_errors.append(_error_text(err))
