@@ -204,17 +204,19 @@ def is_authentication_error(error: BaseException) -> bool:
     return isinstance(error, ApplicationError) and AUTHENTICATION_FAILED in error.details
 
 
-def _retry_after(error: HttpResponseError) -> float | None:
-    response = getattr(error, "response", None)
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After") or response.headers.get("retry-after")
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the delta-seconds form ARM uses); None if absent or odd."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _retry_after(error: HttpResponseError) -> float | None:
+    response = getattr(error, "response", None)
+    return None if response is None else parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _code(error: HttpResponseError) -> str | None:
@@ -270,13 +272,7 @@ def check_http_response(response: httpx.Response, resource: str, action: str) ->
     if isinstance(error, dict):
         code = str(error["code"]) if error.get("code") else None
         azure_message = str(error.get("message") or azure_message)
-    retry_after: float | None = None
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            retry_after = max(0.0, float(header))
-        except ValueError:
-            retry_after = None
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if response.status_code == 401:
         raise ApplicationError(
             f"{action} {resource}: authentication failed (401). Check the worker's credentials for the ops API scope.",

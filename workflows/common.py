@@ -3,6 +3,7 @@ visible in the Temporal UI, and error text for humans."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -114,3 +115,45 @@ class Progress:
             raise
         self.mark(key, DONE, describe(result))
         return result
+
+
+async def gather_steps(*steps: Awaitable[Any], passthrough: tuple[type[BaseException], ...] = ()) -> list[Any]:
+    """Run independent steps together; every step finishes (or fails) before the first failure is
+    raised, so a step table never shows a step as running when it is not. Failures other than
+    activity, child or application errors (and ``passthrough`` types) are raised as they are."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, (ActivityError, ChildWorkflowError, ApplicationError, *passthrough)):
+            raise failure
+    if failures:
+        raise failures[0]
+    return list(results)
+
+
+async def desired_state_step(
+    progress: Progress,
+    key: str,
+    *,
+    activity_name: str,
+    arg: Any,
+    result_type: type[T],
+    describe: Callable[[T], str],
+    summary: str,
+    planned_calls: list[str],
+    minutes: float = 10,
+) -> T:
+    """One desired-state activity as a step of ``progress``; in a dry run (``arg.dry_run``) the step
+    shows the calls it would make, which are also appended to ``planned_calls``."""
+    result: T = await progress.run(
+        key,
+        lambda: workflow.execute_activity(
+            activity_name, arg, result_type=result_type, **activity_options(minutes, summary=summary)
+        ),
+        describe,
+    )
+    if getattr(arg, "dry_run", False):
+        calls = list(getattr(result, "planned_calls", ()) or ())
+        planned_calls.extend(calls)
+        progress.mark(key, PLANNED, "; ".join(calls) or "nothing to do: already in the target state", calls)
+    return result
