@@ -90,6 +90,12 @@ class AzureConnection:
             return self.ops_endpoint.format(region=region).rstrip("/")
         return plan.platform.endpoints[region].rstrip("/")
 
+    def ops_api(self, plan: DrPlan, region: str) -> str:
+        """The ``/ops/v1`` root of a region's ops API. Endpoints are either the region's root (the
+        emulator's ``.../regions/eastus``) or the ops API's own root (``https://ops.example/ops``)."""
+        endpoint = self.ops_url(plan, region)
+        return endpoint + ("/v1" if endpoint.endswith("/ops") else "/ops/v1")
+
 
 class EmulatorCredential(AsyncTokenCredential):
     """A token for the emulator, which checks only that a bearer token is present."""

@@ -51,12 +51,6 @@ def _plan_region(clients: AzureClients, region: str, what: str) -> str:
     return region
 
 
-def _api_root(endpoint: str) -> str:
-    """``/ops/v1`` under a region's endpoint. Plans give either the region's root (the emulator's
-    ``.../regions/eastus``) or the ops API's own root (``https://ops.eastus2.example/ops``)."""
-    return endpoint + ("/v1" if endpoint.endswith("/ops") else "/ops/v1")
-
-
 def _record(raw: dict[str, Any]) -> TenantRecord:
     return TenantRecord(
         id=str(raw["id"]),
@@ -113,7 +107,7 @@ class PlatformActivities:
         body: dict[str, Any] | None = None,
     ) -> Any:
         """One ops API request to the gateway in ``gateway``; the JSON answer, errors mapped."""
-        target = _api_root(clients.connection.ops_url(clients.plan, gateway)) + path
+        target = clients.connection.ops_api(clients.plan, gateway) + path
         async with azure_call(f"{resource} (ops gateway {gateway})", action):
             response = await clients.http.request(
                 method, target, params=params, json=body, headers=await clients.ops_headers()
@@ -133,7 +127,7 @@ class PlatformActivities:
     @staticmethod
     def _planned(clients: AzureClients, gateway: str, method: str, path: str, body: dict[str, Any]) -> str:
         """The planned-call line of one mutating ops API request (its full URL, as sent)."""
-        return planned_call(method, _api_root(clients.connection.ops_url(clients.plan, gateway)) + path, body=body)
+        return planned_call(method, clients.connection.ops_api(clients.plan, gateway) + path, body=body)
 
     async def _count(self, clients: AzureClients, gateway: str, params: dict[str, str], resource: str) -> int:
         page = await self._call(

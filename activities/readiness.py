@@ -68,11 +68,6 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _ops_root(endpoint: str) -> str:
-    """``/ops/v1`` under a region's ops endpoint (the rule the platform activities use)."""
-    return endpoint + ("/v1" if endpoint.endswith("/ops") else "/ops/v1")
-
-
 def _error_text(error: BaseException) -> str:
     if isinstance(error, ApplicationError):
         return error.message
@@ -115,7 +110,7 @@ class ReadinessActivities:
         *,
         check_timeout_seconds: float = 60.0,
         probe_attempts: int = 3,
-        probe_retry_seconds: float = 0.25,
+        probe_retry_seconds: float = 0.1,
         probe_timeout_seconds: float = 10.0,
         origin_health_window_seconds: float = 300.0,
         clock: Callable[[], dt.datetime] = _utc_now,
@@ -238,7 +233,7 @@ class ReadinessActivities:
     async def _probe(self, clients: AzureClients, region: str) -> _Probe:
         """GET one tenant from the region's ops gateway, retrying a few times so that one 5xx
         or dropped connection from a healthy gateway does not pass for an outage."""
-        url = _ops_root(clients.connection.ops_url(clients.plan, region)) + "/tenants"
+        url = clients.connection.ops_api(clients.plan, region) + "/tenants"
         resource = f"ops gateway in {region} ({url})"
         last = ""
         for attempt in range(self._probe_attempts):

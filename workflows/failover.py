@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         WarmCacheResult,
     )
     from domain.messages.progress import DONE, FAILED, PENDING, PLANNED, RUNNING, SKIPPED
-    from domain.messages.readiness import FAIL, PreflightInput, ReadinessReport
+    from domain.messages.readiness import CHECK_TARGET_REGION, FAIL, PreflightInput, ReadinessReport
     from domain.messages.servicebus import FailoverAliasInput, FailoverAliasResult
     from domain.messages.sql import (
         MODE_FORCED,
@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import DR_PLAN, Progress, activity_options, error_text, error_type, now_iso
     from workflows.repin import RepinTenantsWorkflow
 
-TARGET_HEALTH_CHECK = "target-region"
 R = TypeVar("R")
 
 
@@ -249,7 +248,7 @@ class FailoverWorkflow:
             lambda r: f"{sum(1 for c in r.checks if c.status != FAIL)}/{len(r.checks)} checks OK",
         )
         failed = [c for c in report.checks if c.status == FAIL]
-        blocking = [c for c in failed if c.key == TARGET_HEALTH_CHECK or not inp.force]
+        blocking = [c for c in failed if c.key == CHECK_TARGET_REGION or not inp.force]
         if blocking:
             reasons = [f"{c.title}: {c.detail}" for c in blocking]
             self.progress.mark("preflight", FAILED, "; ".join(reasons))
