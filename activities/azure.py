@@ -11,7 +11,7 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from azure.mgmt.cosmosdb.aio import CosmosDBManagementClient
 from azure.mgmt.monitor.aio import MonitorManagementClient
 from azure.mgmt.servicebus.aio import ServiceBusManagementClient
 from azure.mgmt.sql.aio import SqlManagementClient
+from azure.storage.blob.aio import BlobServiceClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -42,6 +43,32 @@ T = TypeVar("T")
 AZURE_ARM_ENDPOINT = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 
+# Azurite's built-in development account, published in Microsoft's Azurite documentation and the
+# same on every machine; used only for http endpoints on loopback (see azurite_connection_string).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_ACCOUNT_KEY = (  # a public, well-known development key, not a credential
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+BLOB_CHUNK = 4 * 1024 * 1024
+
+
+def azurite_connection_string(account_url: str) -> str:
+    """The connection string of Azurite's development account at ``account_url``
+    (``http://127.0.0.1:PORT/devstoreaccount1``); a secret in form, so never log it."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint={account_url.rstrip('/')};"
+    )
+
+
+def is_azurite_url(account_url: str) -> bool:
+    """An http account URL on loopback naming the development account: Azurite, never Azure."""
+    scheme, _, rest = account_url.partition("://")
+    host_port, _, path = rest.partition("/")
+    host = host_port.rsplit(":", 1)[0] if not host_port.startswith("[") else host_port.split("]")[0] + "]"
+    return scheme == "http" and host in _LOOPBACK_HOSTS and path.strip("/").split("/")[0] == AZURITE_ACCOUNT
+
 
 @dataclass(frozen=True)
 class AzureConnection:
@@ -49,6 +76,8 @@ class AzureConnection:
 
     Against real Azure only ``arm_endpoint`` matters (credentials come from DefaultAzureCredential).
     Against the emulator: its URL, its CA file, and ops endpoints under the same host.
+    Blob Storage: ``blob_connection_string`` (Azurite's development account) or ``blob_account_url``
+    (a real account, reached with the token credential); both override the plan's backup.account_url.
     """
 
     arm_endpoint: str = AZURE_ARM_ENDPOINT
@@ -57,6 +86,8 @@ class AzureConnection:
     ops_scope: str = "api://dr-platform-ops/.default"
     polling_interval: float = 5.0
     sdk_retries: int = 3
+    blob_account_url: str | None = None
+    blob_connection_string: str | None = field(default=None, repr=False)  # holds an account key
 
     @property
     def is_emulator(self) -> bool:
@@ -64,16 +95,23 @@ class AzureConnection:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AzureConnection:
-        """``DR_ARM_ENDPOINT``, ``DR_CA_FILE``, ``DR_OPS_ENDPOINT``, ``DR_OPS_SCOPE``, ``DR_POLLING_INTERVAL``."""
+        """``DR_ARM_ENDPOINT``, ``DR_CA_FILE``, ``DR_OPS_ENDPOINT``, ``DR_OPS_SCOPE``, ``DR_POLLING_INTERVAL``,
+        ``DR_BLOB_ENDPOINT`` (an account URL; Azurite's on loopback http) and ``DR_BLOB_CONNECTION_STRING``."""
         e = os.environ if env is None else env
         arm = e.get("DR_ARM_ENDPOINT", AZURE_ARM_ENDPOINT)
         emulator = arm.rstrip("/") != AZURE_ARM_ENDPOINT
+        blob_url = e.get("DR_BLOB_ENDPOINT") or None
+        blob_connection = e.get("DR_BLOB_CONNECTION_STRING") or None
+        if blob_connection is None and blob_url and is_azurite_url(blob_url):
+            blob_connection = azurite_connection_string(blob_url)
         return cls(
             arm_endpoint=arm,
             ca_file=e.get("DR_CA_FILE") or None,
             ops_endpoint=e.get("DR_OPS_ENDPOINT") or None,
             ops_scope=e.get("DR_OPS_SCOPE", cls.ops_scope),
             polling_interval=float(e.get("DR_POLLING_INTERVAL", "0.2" if emulator else "5")),
+            blob_account_url=blob_url,
+            blob_connection_string=blob_connection,
         )
 
     @classmethod
@@ -84,6 +122,24 @@ class AzureConnection:
             ops_endpoint=url.rstrip("/") + "/regions/{region}",
             polling_interval=polling_interval,
         )
+
+    def with_azurite(self, account_url: str) -> AzureConnection:
+        """This connection with Blob Storage at Azurite's development account ``account_url``."""
+        return replace(
+            self, blob_account_url=account_url, blob_connection_string=azurite_connection_string(account_url)
+        )
+
+    def blob_url(self, plan: DrPlan) -> str:
+        """The Blob Storage account URL: the connection's override, else the plan's backup.account_url."""
+        url = self.blob_account_url or plan.backup.account_url
+        if not url:
+            raise ApplicationError(
+                f"plan {plan.name!r} names no Blob Storage account: set backup.account_url in the plan "
+                "or DR_BLOB_ENDPOINT for the worker",
+                type="InvalidInput",
+                non_retryable=True,
+            )
+        return url.rstrip("/")
 
     def ops_url(self, plan: DrPlan, region: str) -> str:
         if self.ops_endpoint:
@@ -176,6 +232,26 @@ class AzureClients:
         return client
 
     @property
+    def blob(self) -> BlobServiceClient:
+        """Blob Storage of the plan (tenants' live data, backups, quarantines): Azurite's development
+        account by connection string, or a real account with the token credential."""
+        client: BlobServiceClient | None = self._clients.get("blob")
+        if client is None:
+            # Downloads come in BLOB_CHUNK pieces from the first byte on (the SDK's first GET would
+            # otherwise take 32 MiB at once), so streaming copies hold one block in memory.
+            options: dict[str, Any] = {
+                "retry_total": self.connection.sdk_retries,
+                "max_single_get_size": BLOB_CHUNK,
+                "max_chunk_get_size": BLOB_CHUNK,
+            }
+            if self.connection.blob_connection_string:
+                client = BlobServiceClient.from_connection_string(self.connection.blob_connection_string, **options)
+            else:
+                client = BlobServiceClient(self.connection.blob_url(self.plan), credential=self.credential, **options)
+            self._clients["blob"] = client
+        return client
+
+    @property
     def http(self) -> httpx.AsyncClient:
         """HTTPS client for the platform's ops API (TLS verified with the connection's CA)."""
         if self._http is None:
@@ -227,7 +303,8 @@ def _retry_after(error: HttpResponseError) -> float | None:
 
 def _code(error: HttpResponseError) -> str | None:
     err = getattr(error, "error", None)
-    code = getattr(err, "code", None)
+    # Blob Storage errors carry their code as ``error_code`` (from x-ms-error-code), not in ``error``.
+    code = getattr(err, "code", None) or getattr(error, "error_code", None)
     return str(code) if code else None
 
 

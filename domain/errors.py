@@ -3,9 +3,15 @@
 DrError
 ├── PlanError                 a plan file is invalid (names the field and the fix)
 ├── PreflightRefused          a workflow refuses to start: every reason at once
-└── AzureOperationError       an Azure call failed
-    ├── AzureNonRetryableError    auth, 400, 403, 404, 409: retrying cannot help
-    └── AzureRetryableError       429 and 5xx: retried with backoff (Retry-After honoured)
+├── AzureOperationError       an Azure call failed
+│   ├── AzureNonRetryableError    auth, 400, 403, 404, 409: retrying cannot help
+│   └── AzureRetryableError       429 and 5xx: retried with backoff (Retry-After honoured)
+├── CatalogError              the backup catalog refuses a request
+│   ├── RecoveryPointNotFound     no (completed) recovery point matches
+│   ├── PointInTimeInFuture       a restore asked for a time after now
+│   ├── PointInTimeBeyondRetention  a restore asked for a time older than the retention window
+│   └── RecoveryPointConflict     a recovery point id is reused with other content, or a bad status change
+└── QuarantineError           a quarantine is sealed (no more writes) or not yet sealed (no promotion)
 """
 
 from __future__ import annotations
@@ -73,3 +79,27 @@ class AzureRetryableError(AzureOperationError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, code=code)
+
+
+class CatalogError(DrError):
+    """The backup catalog refuses a request; the message says what was asked and what exists."""
+
+
+class RecoveryPointNotFound(CatalogError):
+    """No recovery point with that id, or no completed one for the tenant at or before the time."""
+
+
+class PointInTimeInFuture(CatalogError):
+    """A restore asked for a point in time after now: nothing can have been backed up yet."""
+
+
+class PointInTimeBeyondRetention(CatalogError):
+    """A restore asked for a point in time older than the plan's backup.retention_days."""
+
+
+class RecoveryPointConflict(CatalogError):
+    """A recovery point id was registered again with other content, or its status cannot change so."""
+
+
+class QuarantineError(DrError):
+    """Writing into a sealed (read-only) quarantine, or promoting one that was never sealed."""

@@ -171,6 +171,60 @@ class Approver:
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
 
 
+# Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending
+# with a letter or digit (Azure's rule; Azurite enforces it too).
+CONTAINER_NAME_MAX = 63
+CATALOG_SCHEMES = ("sqlite:///",)
+
+
+def is_container_name(name: str) -> bool:
+    """Whether ``name`` is a valid Blob Storage container name."""
+    return (
+        3 <= len(name) <= CONTAINER_NAME_MAX
+        and all(c.islower() or c.isdigit() or c == "-" for c in name)
+        and name.isascii()
+        and name[0] != "-"
+        and name[-1] != "-"
+        and "--" not in name
+    )
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    """Where recovery points live and how long they are kept.
+
+    Each tenant's live data is in its own container (``live_container_prefix`` + tenant id); recovery
+    points are copied into ``backup_container``; a restore lands in a per-restore quarantine container.
+    """
+
+    account_url: str = ""  # https://<account>.blob.core.windows.net; empty: DR_BLOB_ENDPOINT must say
+    live_container_prefix: str = "tenant-"
+    backup_container: str = "dr-backups"
+    quarantine_container_prefix: str = "dr-quarantine-"
+    retention_days: int = 35
+    policy_version: str = "1.0.0"
+    catalog_url: str = "sqlite:///.state/backup-catalog.db"  # DR_CATALOG_URL overrides it
+    signing_key: str = ""  # path of the orchestrator's Ed25519 manifest-signing key; DR_SIGNING_KEY overrides
+    trusted_keys: tuple[str, ...] = ()  # base64 public keys of earlier signing keys, still trusted on restore
+
+    def live_container(self, tenant_id: str) -> str:
+        """The container that holds ``tenant_id``'s live data."""
+        return self.live_container_prefix + tenant_id.lower()
+
+    def quarantine_container(self, restore_id: str) -> str:
+        """The quarantine container of one restore: a valid container name derived from ``restore_id``,
+        shortened with a digest suffix when it would be too long (the same id always gives the same name)."""
+        cleaned = "".join(c if c.isascii() and c.isalnum() else "-" for c in restore_id.lower())
+        while "--" in cleaned:
+            cleaned = cleaned.replace("--", "-")
+        cleaned = cleaned.strip("-")
+        room = CONTAINER_NAME_MAX - len(self.quarantine_container_prefix)
+        if len(cleaned) > room or cleaned != restore_id:
+            digest = hashlib.sha256(restore_id.encode()).hexdigest()[:8]
+            cleaned = f"{cleaned[: room - len(digest) - 1].strip('-')}-{digest}".strip("-")
+        return self.quarantine_container_prefix + cleaned
+
+
 @dataclass(frozen=True)
 class DrPlan:
     name: str
@@ -191,6 +245,7 @@ class DrPlan:
     tenants: tuple[Tenant, ...] = ()
     approvers: tuple[Approver, ...] = ()
     approvals_required: int = 2
+    backup: BackupSpec = field(default_factory=BackupSpec)
     source: str = ""
     digest: str = ""  # sha256 of the plan file and its tenants file: starter and worker must agree
 
@@ -503,6 +558,8 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
             "add approvers or lower approvals_required",
         )
 
+    backup = _read_backup(r, raw, tenants, base_dir)
+
     if r.issues:
         raise PlanError(source, r.issues)
     return DrPlan(
@@ -524,6 +581,7 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
         tenants=tenants,
         approvers=tuple(approvers),
         approvals_required=approvals_required,
+        backup=backup,
         source=source,
     )
 
@@ -554,6 +612,85 @@ def validate_failback_steps(steps: Any, soak_seconds: int, interval_seconds: int
             )
         )
     return issues
+
+
+def _read_backup(r: _Reader, raw: Mapping[str, Any], tenants: tuple[Tenant, ...], base_dir: Path | None) -> BackupSpec:
+    """The optional [backup] table; every tenant's live container name must be valid too."""
+    b = r.table(raw, "backup", "", required=False)
+    d = BackupSpec()
+    account_url = str(b.get("account_url", "")).strip()
+    if account_url and not account_url.startswith("https://"):
+        r.problem(
+            "backup.account_url",
+            f"{account_url!r} is not an https URL",
+            "use https://<account>.blob.core.windows.net (leave it out to take DR_BLOB_ENDPOINT)",
+        )
+    live_prefix = r.text(b, "live_container_prefix", "backup.", d.live_container_prefix)
+    backup_container = r.text(b, "backup_container", "backup.", d.backup_container)
+    quarantine_prefix = r.text(b, "quarantine_container_prefix", "backup.", d.quarantine_container_prefix)
+    container_rule = "3-63 lowercase letters, digits and single hyphens, starting with a letter or digit"
+    if backup_container and not is_container_name(backup_container):
+        r.problem("backup.backup_container", f"{backup_container!r} is not a valid container name", container_rule)
+    for key, prefix in (("live_container_prefix", live_prefix), ("quarantine_container_prefix", quarantine_prefix)):
+        # A prefix starts container names (it may end with a hyphen) and leaves room for a digest suffix.
+        if prefix and (not is_container_name(prefix + "x1") or len(prefix) > CONTAINER_NAME_MAX - 13):
+            r.problem(
+                f"backup.{key}",
+                f"{prefix!r} cannot start a valid container name",
+                f"at most {CONTAINER_NAME_MAX - 13} characters; names are {container_rule}",
+            )
+    if live_prefix and live_prefix == quarantine_prefix:
+        r.problem(
+            "backup.quarantine_container_prefix",
+            "equals live_container_prefix, so a quarantine could take a tenant's live container name",
+            'use a distinct prefix such as "dr-quarantine-"',
+        )
+    bad = [t.id for t in tenants if not is_container_name(live_prefix + t.id.lower())]
+    if live_prefix and bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        r.problem(
+            "backup.live_container_prefix",
+            f"gives invalid container names for tenant(s) {shown}",
+            f"tenant containers are <prefix><tenant id> and must be {container_rule}",
+        )
+    retention = int(r.number(b, "retention_days", "backup.", d.retention_days, minimum=1, integer=True))
+    policy_version = r.text(b, "policy_version", "backup.", d.policy_version)
+    catalog_url = r.text(b, "catalog_url", "backup.", d.catalog_url)
+    if catalog_url and not catalog_url.startswith(CATALOG_SCHEMES):
+        postgres = catalog_url.startswith(("postgresql://", "postgres://"))
+        r.problem(
+            "backup.catalog_url",
+            "PostgreSQL catalogs are not supported yet" if postgres else f"unsupported catalog URL {catalog_url!r}",
+            'use "sqlite:///path/to/catalog.db" (a relative path is taken from the worker\'s working folder)',
+        )
+    signing_key = str(b.get("signing_key", "")).strip()
+    if signing_key and base_dir is not None and not Path(signing_key).is_absolute():
+        signing_key = str(base_dir / signing_key)
+    trusted: list[str] = []
+    raw_trusted = b.get("trusted_keys", [])
+    if not isinstance(raw_trusted, list):
+        r.problem("backup.trusted_keys", "expected a list of base64 public keys", 'trusted_keys = ["<base64>"]')
+        raw_trusted = []
+    for i, key in enumerate(raw_trusted):
+        if not isinstance(key, str) or not _is_ed25519_public_key(key):
+            r.problem(
+                f"backup.trusted_keys[{i}]",
+                "not a base64 Ed25519 public key (32 bytes)",
+                "paste the public key of the earlier signing key",
+            )
+            continue
+        trusted.append(key)
+    return BackupSpec(
+        account_url=account_url,
+        live_container_prefix=live_prefix,
+        backup_container=backup_container,
+        quarantine_container_prefix=quarantine_prefix,
+        retention_days=retention,
+        policy_version=policy_version,
+        catalog_url=catalog_url,
+        signing_key=signing_key,
+        trusted_keys=tuple(trusted),
+    )
 
 
 def _is_ed25519_public_key(value: str) -> bool:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with its dev extras. Idempotent: it re-installs
-# only when pyproject.toml changed since the last successful install.
+# Creates .venv and installs the project with its dev extras, then installs Azurite (the Blob
+# Storage emulator the local stack and the integration tests use) into tools/azurite with npm.
+# Idempotent: each part re-installs only when its manifest (pyproject.toml, package-lock.json)
+# changed since its last successful install.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -18,4 +20,25 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# Azurite: pinned in tools/azurite/package-lock.json, installed project-locally (never globally).
+azurite=tools/azurite
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: Node.js (node and npm, version 20 or newer) is required to install Azurite, the Blob Storage" >&2
+  echo "       emulator of the local stack and the tests; install it (e.g. apt-get install nodejs npm) and rerun." >&2
+  exit 2
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "error: Node.js >= 20 is required for Azurite (found $(node --version)); install a newer Node.js and rerun." >&2
+  exit 2
+fi
+npm_stamp="$azurite/node_modules/.installed-$(sha256sum "$azurite/package-lock.json" | cut -c1-16)"
+if [ ! -f "$npm_stamp" ] || [ ! -x "$azurite/node_modules/.bin/azurite-blob" ]; then
+  # Azurite 3.37 declares Node >= 22 but runs on Node 20 (checked by the integration tests);
+  # --loglevel=error keeps that engine warning out of every CI log.
+  npm ci --prefix "$azurite" --no-audit --no-fund --loglevel=error
+  rm -f "$azurite"/node_modules/.installed-*
+  touch "$npm_stamp"
 fi

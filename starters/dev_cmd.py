@@ -1,4 +1,4 @@
-"""``drctl dev``: the local stack (Temporal dev server, estate emulator, dr-worker) in the background,
+"""``drctl dev``: the local stack (Temporal dev server, estate emulator, Azurite, dr-worker) in the background,
 with logs and pid files in a state folder, and the environment that talks to it."""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def save_config(config: StackConfig) -> None:
         "ui_port": config.ui_port,
         "emulator_port": config.emulator_port,
         "metrics_port": config.metrics_port,
+        "azurite_port": config.azurite_port,
         "task_queue": config.task_queue,
     }
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ def load_config(state_dir: Path) -> StackConfig:
             ui_port=int(data.get("ui_port", default.ui_port)),
             emulator_port=int(data.get("emulator_port", default.emulator_port)),
             metrics_port=int(data.get("metrics_port", default.metrics_port)),
+            azurite_port=int(data.get("azurite_port", default.azurite_port)),
             task_queue=data.get("task_queue") or None,
         )
     except (TypeError, ValueError) as exc:
@@ -95,6 +97,7 @@ def up(
     ui_port: Annotated[int | None, typer.Option("--ui-port", min=1, max=65535)] = None,
     emulator_port: Annotated[int | None, typer.Option("--emulator-port", min=1, max=65535)] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=1, max=65535)] = None,
+    azurite_port: Annotated[int | None, typer.Option("--azurite-port", min=1, max=65535)] = None,
     task_queue: Annotated[
         str | None, typer.Option("--task-queue", help="Task queue of the worker (default dr-orchestrator).")
     ] = None,
@@ -118,6 +121,7 @@ def up(
         ui_port=ui_port or saved.ui_port,
         emulator_port=emulator_port or saved.emulator_port,
         metrics_port=metrics_port or saved.metrics_port,
+        azurite_port=azurite_port or saved.azurite_port,
         task_queue=task_queue or saved.task_queue,
     )
     ports = {
@@ -125,6 +129,7 @@ def up(
         "--ui-port": config.ui_port,
         "--emulator-port": config.emulator_port,
         "--metrics-port": config.metrics_port,
+        "--azurite-port": config.azurite_port,
     }
     if len(set(ports.values())) != len(ports):
         fail(f"the ports must differ: {', '.join(f'{k} {v}' for k, v in ports.items())}", EXIT_INVALID)
@@ -145,6 +150,7 @@ def up(
     typer.echo(f"  Temporal: {config.temporal_address}")
     typer.echo(f"  UI:       {config.ui_url}")
     typer.echo(f"  emulator: {config.emulator_url} (CA {config.ca_file})")
+    typer.echo(f"  blobs:    {config.blob_endpoint} (Azurite)")
     if not no_worker:
         typer.echo(f"  worker:   metrics {config.metrics_url}, plans {', '.join(names)}")
     typer.echo("environment for drctl and tests (or: eval $(drctl dev env)):")
@@ -154,7 +160,7 @@ def up(
 
 @app.command()
 def down(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
-    """Stop the worker, the emulator and the Temporal dev server (its data stays in the state folder)."""
+    """Stop the worker, Azurite, the emulator and the Temporal dev server (their data stays in the state folder)."""
     stack = Stack(load_config(state_dir))
     stopped = stack.down(progress=_progress)
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
@@ -172,9 +178,10 @@ def status(
     where = {
         "temporal": f"{config.temporal_address} (UI {config.ui_url})",
         "emulator": config.emulator_url,
+        "azurite": config.blob_endpoint,
         "worker": config.metrics_url,
     }
-    procs = {"temporal": stack.temporal, "emulator": stack.emulator, "worker": stack.worker}
+    procs = {"temporal": stack.temporal, "emulator": stack.emulator, "azurite": stack.azurite, "worker": stack.worker}
     if as_json:
         emit_json(
             {

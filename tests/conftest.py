@@ -17,6 +17,9 @@ from activities.azure import AzureClients, AzureConnection
 from domain.plan import DrPlan, load_plan
 from emulator.server import EmulatorServer, ThreadedEmulator
 
+# Azurite (Blob Storage) as a session fixture for the backup tests.
+pytest_plugins = ["tests.integration.azurite"]
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PLAN = ROOT / "plans" / "local.toml"
 

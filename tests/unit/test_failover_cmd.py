@@ -270,6 +270,8 @@ class TestDevCommands:
         assert "export TEMPORAL_ADDRESS=127.0.0.1:17233" in res.output
         assert "export DR_OPS_ENDPOINT='https://127.0.0.1:18443/regions/{region}'" in res.output
         assert f"export DR_PLANS={LOCAL}" in res.output
+        assert "export DR_BLOB_ENDPOINT=http://127.0.0.1:10000/devstoreaccount1" in res.output
+        assert "AccountKey" not in res.output
 
     def test_saved_config_round_trips(self, tmp_path: Path) -> None:
         """What `up` saves is what `down`, `status` and `env` read back."""
@@ -283,7 +285,7 @@ class TestDevCommands:
         res = drctl("dev", "status", "--state-dir", str(tmp_path), "--json")
         assert res.exit_code == 0
         parts = json.loads(res.stdout)
-        assert set(parts) == {"temporal", "emulator", "worker"}
+        assert set(parts) == {"temporal", "emulator", "azurite", "worker"}
         assert not any(part["running"] for part in parts.values())
 
     def test_down_when_nothing_runs(self, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.errors import PlanError, PlanIssue
-from domain.plan import load_plan, parse_plan
+from domain.plan import is_container_name, load_plan, parse_plan
 from starters.cli import app
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
@@ -215,6 +215,99 @@ class TestFailback:
         issue = the_issue(found, "failback.soak_seconds")
         assert "shorter than the sampling interval" in issue.problem
         assert "at least one interval long" in issue.fix
+
+
+class TestBackup:
+    def test_shipped_plans_name_their_backup_settings(self) -> None:
+        """Both shipped plans carry a [backup] table; the Azure one resolves its signing key path."""
+        local = load_plan(PLANS / "local.toml").backup
+        azure = load_plan(PLANS / "example-azure.toml").backup
+        assert (local.backup_container, local.retention_days, local.signing_key) == ("dr-backups", 35, "")
+        assert azure.account_url == "https://stcontosodr.blob.core.windows.net"
+        assert azure.signing_key == "/etc/dr-orchestrator/backup-signing.key"
+        assert azure.policy_version == "3.1.0"
+
+    def test_missing_table_takes_defaults(self) -> None:
+        """A plan without [backup] loads with the default containers and retention."""
+        plan = parse_plan(local_raw(delete_key("backup"), inline_tenants=True), base_dir=PLANS)
+        assert plan.backup.live_container("T1") == "tenant-t1"
+        assert plan.backup.retention_days == 35
+
+    def test_relative_signing_key_is_taken_from_the_plan_folder(self) -> None:
+        """A relative signing_key path is resolved against the plan file's folder."""
+        plan = parse_plan(local_raw(set_key("backup", "signing_key", value="keys/sign.key")), base_dir=PLANS)
+        assert plan.backup.signing_key == str(PLANS / "keys" / "sign.key")
+
+    @pytest.mark.parametrize("name", ["DR-Backups", "dr--backups", "-dr", "ab", "x" * 64])
+    def test_invalid_backup_container(self, name: str) -> None:
+        """A backup container name Azure would reject is refused with the naming rule."""
+        issue = the_issue(issues(set_key("backup", "backup_container", value=name)), "backup.backup_container")
+        assert f"{name!r} is not a valid container name" in issue.problem
+        assert "lowercase letters, digits and single hyphens" in issue.fix
+
+    def test_live_prefix_that_makes_invalid_tenant_containers(self) -> None:
+        """A live container prefix is checked against every tenant: invalid names list the tenants."""
+
+        def odd_tenant(raw: dict[str, Any]) -> None:
+            raw["tenants"].append({"id": "t_3", "home_region": "eastus", "residency": "us"})
+
+        issue = the_issue(issues(odd_tenant), "backup.live_container_prefix")
+        assert "invalid container names for tenant(s) t_3" in issue.problem
+        assert "<prefix><tenant id>" in issue.fix
+
+    def test_quarantine_prefix_must_differ_from_the_live_prefix(self) -> None:
+        """A quarantine prefix equal to the live prefix is refused: a restore could clobber a tenant's container."""
+        found = issues(set_key("backup", "quarantine_container_prefix", value="tenant-"))
+        issue = the_issue(found, "backup.quarantine_container_prefix")
+        assert "equals live_container_prefix" in issue.problem
+
+    @pytest.mark.parametrize("days", [0, -3, "35", 1.5])
+    def test_retention_days_must_be_a_positive_whole_number(self, days: Any) -> None:
+        """retention_days below 1 or not a whole number is refused on its field."""
+        issue = the_issue(issues(set_key("backup", "retention_days", value=days)), "backup.retention_days")
+        assert "retention_days" in issue.fix
+
+    def test_postgresql_catalog_is_refused_with_the_option_to_use(self) -> None:
+        """A PostgreSQL catalog URL is refused on catalog_url, naming the SQLite form to use instead."""
+        found = issues(set_key("backup", "catalog_url", value="postgresql://dr@db/catalog"))
+        issue = the_issue(found, "backup.catalog_url")
+        assert "PostgreSQL catalogs are not supported" in issue.problem
+        assert "sqlite:///" in issue.fix
+
+    def test_trusted_keys_must_be_ed25519_public_keys(self) -> None:
+        """A malformed earlier signing key is refused on its list position; valid ones are kept."""
+        found = issues(set_key("backup", "trusted_keys", value=[ALICE_KEY, "c2hvcnQ="]))
+        issue = the_issue(found, "backup.trusted_keys[1]")
+        assert "not a base64 Ed25519 public key" in issue.problem
+        plan = parse_plan(local_raw(set_key("backup", "trusted_keys", value=[ALICE_KEY])), base_dir=PLANS)
+        assert plan.backup.trusted_keys == (ALICE_KEY,)
+
+    def test_account_url_must_be_https(self) -> None:
+        """A plain-http storage account URL is refused: the worker's token must not travel in clear text."""
+        found = issues(set_key("backup", "account_url", value="http://stx.blob.core.windows.net"))
+        issue = the_issue(found, "backup.account_url")
+        assert "is not an https URL" in issue.problem
+        assert "DR_BLOB_ENDPOINT" in issue.fix
+
+
+class TestQuarantineNames:
+    def test_plain_restore_id_keeps_its_name(self) -> None:
+        """A restore id that already is a valid name suffix is used as it is."""
+        spec = load_plan(PLANS / "local.toml").backup
+        assert spec.quarantine_container("restore-t0001-globex-r1") == "dr-quarantine-restore-t0001-globex-r1"
+
+    @pytest.mark.parametrize("restore_id", ["Restore_T1/R2", "restore-" + "x" * 80, "--"])
+    def test_any_restore_id_gives_a_stable_valid_name(self, restore_id: str) -> None:
+        """Odd or long restore ids give a valid container name, the same one every time."""
+        spec = load_plan(PLANS / "local.toml").backup
+        name = spec.quarantine_container(restore_id)
+        assert is_container_name(name), name
+        assert name == spec.quarantine_container(restore_id)
+
+    def test_ids_that_clean_to_the_same_text_get_different_names(self) -> None:
+        """Two restore ids that differ only in characters a container name cannot hold do not collide."""
+        spec = load_plan(PLANS / "local.toml").backup
+        assert spec.quarantine_container("r_1") != spec.quarantine_container("r-1")
 
 
 class TestStructure:
