@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from observability.logging import configure_logging
-from starters import demo_cmd, dev_cmd, emulator_cmd, evidence_cmd, failover_cmd, keys_cmd, plan_cmd
+from starters import demo_cmd, dev_cmd, emulator_cmd, evidence_cmd, failback_cmd, failover_cmd, keys_cmd, plan_cmd
 
 app = typer.Typer(
     name="drctl",
@@ -37,6 +37,7 @@ def _setup(
 app.add_typer(emulator_cmd.app, name="emulator")
 app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(failover_cmd.app, name="failover")
+app.add_typer(failback_cmd.app, name="failback")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(evidence_cmd.app, name="evidence")

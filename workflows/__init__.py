@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.repin import RepinTenantsWorkflow
 
-WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow)
+WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow, FailbackWorkflow)

@@ -93,7 +93,8 @@ class Progress:
 
     def mark(self, key: str, status: str, detail: str | None = None, calls: list[str] | None = None) -> Step:
         step = self.table.get(key)
-        if status == RUNNING:
+        if status == RUNNING and step.status != RUNNING:
+            # A running step's progress updates keep the time it started.
             step.started_at = now_iso()
         elif status in (DONE, FAILED, SKIPPED, PLANNED):
             step.finished_at = now_iso()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -46,10 +44,17 @@ with workflow.unsafe.imports_passed_through():
         FailoverSqlGroupResult,
     )
     from domain.plan import SloSpec
-    from workflows.common import DR_PLAN, Progress, activity_options, error_text, error_type, now_iso
+    from workflows.common import (
+        DR_PLAN,
+        Progress,
+        activity_options,
+        desired_state_step,
+        error_text,
+        error_type,
+        gather_steps,
+        now_iso,
+    )
     from workflows.repin import RepinTenantsWorkflow
-
-R = TypeVar("R")
 
 
 class Aborted(Exception):
@@ -143,21 +148,23 @@ class FailoverWorkflow:
             source_healthy = await self._preflight(inp)
             self._check_abort()
             self.progress.set_phase("cutover")
-            await self._parallel(
-                ("frontdoor", self._frontdoor(inp)),
-                ("servicebus", self._servicebus(inp)),
-                ("tenants", self._tenants_read_only(inp)),
+            await gather_steps(
+                self._frontdoor(inp),
+                self._servicebus(inp),
+                self._tenants_read_only(inp),
+                passthrough=(Aborted,),
             )
             self._check_abort()
             self.progress.set_phase("data")
-            await self._parallel(
-                *[(f"sql:{g}", self._sql(inp, plan, g, source_healthy, outage_start)) for g in plan.failover_groups],
-                ("cosmos", self._cosmos(inp)),
+            await gather_steps(
+                *[self._sql(inp, plan, g, source_healthy, outage_start) for g in plan.failover_groups],
+                self._cosmos(inp),
+                passthrough=(Aborted,),
             )
             self._check_abort()
             watcher = asyncio.create_task(self._extended_outage(inp, plan, outage_start))
             self.progress.set_phase("warmup")
-            await self._parallel(("warmup", self._warmup(inp)))
+            await self._warmup(inp)
             self._check_abort()
             self.progress.set_phase("validate")
             await self._validate_slo(inp, plan, start)
@@ -223,17 +230,6 @@ class FailoverWorkflow:
                 self.progress.mark(key, SKIPPED, f"aborted: {self.abort_request.reason}")
             raise Aborted
 
-    async def _parallel(self, *steps: tuple[str, Any]) -> None:
-        """Run independent steps together; every step finishes (or fails) before the first
-        failure is raised, so the table never shows a step as running when it is not."""
-        results = await asyncio.gather(*(coro for _, coro in steps), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, (ActivityError, ChildWorkflowError, ApplicationError, Aborted)):
-                raise failure
-        if failures:
-            raise failures[0]
-
     async def _preflight(self, inp: FailoverInput) -> bool:
         """Readiness checks; refuses with every failed reason at once (unless forced, and never
         when the target region itself is down). Returns whether the source region answers."""
@@ -265,7 +261,8 @@ class FailoverWorkflow:
         return report.source_region_healthy
 
     async def _frontdoor(self, inp: FailoverInput) -> SetOriginsResult:
-        return await self._mutating_step(
+        return await desired_state_step(
+            self.progress,
             "frontdoor",
             activity_name="frontdoor.set_origins",
             arg=SetOriginsInput(
@@ -274,20 +271,24 @@ class FailoverWorkflow:
             result_type=SetOriginsResult,
             describe=lambda r: f"changed {', '.join(r.changed) or 'nothing (already so)'}",
             summary=f"route traffic to {inp.to_region}",
+            planned_calls=self.planned_calls,
         )
 
     async def _servicebus(self, inp: FailoverInput) -> FailoverAliasResult:
-        return await self._mutating_step(
+        return await desired_state_step(
+            self.progress,
             "servicebus",
             activity_name="servicebus.failover_alias",
             arg=FailoverAliasInput(inp.plan, inp.to_region, dry_run=inp.dry_run),
             result_type=FailoverAliasResult,
             describe=lambda r: f"primary {r.primary_namespace} ({r.role})" + ("" if r.changed else ", already so"),
             summary=f"fail the Service Bus alias over to {inp.to_region}",
+            planned_calls=self.planned_calls,
         )
 
     async def _tenants_read_only(self, inp: FailoverInput) -> SetTenantModeResult:
-        return await self._mutating_step(
+        return await desired_state_step(
+            self.progress,
             "tenants",
             activity_name="platform.set_tenant_mode",
             arg=SetTenantModeInput(
@@ -301,6 +302,7 @@ class FailoverWorkflow:
             result_type=SetTenantModeResult,
             describe=lambda r: f"{r.changed} of {r.matched} tenants set read-only",
             summary=f"tenants of {inp.from_region} read-only",
+            planned_calls=self.planned_calls,
         )
 
     async def _sql(
@@ -328,7 +330,8 @@ class FailoverWorkflow:
                     key, RUNNING, f"partner down: waiting {remaining / 60:.0f} min of grace before a forced failover"
                 )
             mode = MODE_PLANNED if await self._recovered_within(remaining) else MODE_FORCED
-        result = await self._mutating_step(
+        result = await desired_state_step(
+            self.progress,
             key,
             activity_name="sql.failover_group",
             arg=FailoverSqlGroupInput(inp.plan, group, inp.to_region, mode=mode, dry_run=inp.dry_run),
@@ -338,6 +341,7 @@ class FailoverWorkflow:
                 + (" (data loss possible)" if r.data_loss_possible else "")
             ),
             summary=f"{mode} failover of SQL group {group}",
+            planned_calls=self.planned_calls,
             minutes=30,
         )
         if result.mode == MODE_FORCED and not inp.dry_run:
@@ -358,24 +362,28 @@ class FailoverWorkflow:
         return result
 
     async def _cosmos(self, inp: FailoverInput) -> SetCosmosWriteRegionResult:
-        return await self._mutating_step(
+        return await desired_state_step(
+            self.progress,
             "cosmos",
             activity_name="cosmos.set_write_region",
             arg=SetCosmosWriteRegionInput(inp.plan, inp.to_region, dry_run=inp.dry_run),
             result_type=SetCosmosWriteRegionResult,
             describe=lambda r: f"write region {r.write_region}" + ("" if r.changed else ", already so"),
             summary=f"Cosmos DB write region to {inp.to_region}",
+            planned_calls=self.planned_calls,
             minutes=30,
         )
 
     async def _warmup(self, inp: FailoverInput) -> WarmCacheResult:
-        return await self._mutating_step(
+        return await desired_state_step(
+            self.progress,
             "warmup",
             activity_name="platform.warm_cache",
             arg=WarmCacheInput(inp.plan, inp.to_region, gateway_region=inp.to_region, dry_run=inp.dry_run),
             result_type=WarmCacheResult,
             describe=lambda r: f"cache {r.state} in {r.duration_seconds:.1f}s",
             summary=f"warm the cache in {inp.to_region}",
+            planned_calls=self.planned_calls,
         )
 
     async def _validate_slo(self, inp: FailoverInput, plan: PlanSummary, start: datetime) -> None:
@@ -466,31 +474,6 @@ class FailoverWorkflow:
             f"{r.moved} moved, {r.already_there} already there, {r.not_allowed} kept home by residency, "
             f"in {r.batches} batches",
         )
-
-    async def _mutating_step(
-        self,
-        key: str,
-        *,
-        activity_name: str,
-        arg: Any,
-        result_type: type[R],
-        describe: Callable[[R], str],
-        summary: str,
-        minutes: float = 10,
-    ) -> R:
-        """One desired-state activity as a step; in a dry run the step shows the calls it would make."""
-        result: R = await self.progress.run(
-            key,
-            lambda: workflow.execute_activity(
-                activity_name, arg, result_type=result_type, **activity_options(minutes, summary=summary)
-            ),
-            describe,
-        )
-        if getattr(arg, "dry_run", False):
-            calls = list(getattr(result, "planned_calls", ()) or ())
-            self.planned_calls.extend(calls)
-            self.progress.mark(key, PLANNED, "; ".join(calls) or "nothing to do: already in the target state", calls)
-        return result
 
     async def _recovered_within(self, seconds: float) -> bool:
         """A durable timer racing the "primary recovered" signal: True if the signal came first."""

@@ -7,6 +7,7 @@ so the workflow sees the real plan.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +18,22 @@ from temporalio.exceptions import ApplicationError
 
 from activities.azure import AzureConnection, Estates
 from activities.plans import PlanActivities
-from domain.messages.cosmos import CosmosRegion, SetCosmosWriteRegionInput, SetCosmosWriteRegionResult
-from domain.messages.frontdoor import OriginState, SetOriginsInput, SetOriginsResult
+from domain.messages.cosmos import (
+    CosmosAccountView,
+    CosmosRegion,
+    GetCosmosAccountInput,
+    SetCosmosWriteRegionInput,
+    SetCosmosWriteRegionResult,
+)
+from domain.messages.failback import SQL_CAUGHT_UP, primary_percent
+from domain.messages.frontdoor import (
+    GetOriginsInput,
+    OriginsResult,
+    OriginState,
+    SetOriginsInput,
+    SetOriginsResult,
+    active_passive,
+)
 from domain.messages.health import ReadSloInput, ReadSloResult, SloReading
 from domain.messages.platform import (
     DataLossWindowInput,
@@ -31,8 +46,24 @@ from domain.messages.platform import (
     WarmCacheResult,
 )
 from domain.messages.readiness import FAIL, OK, WARN, PreflightInput, ReadinessCheck, ReadinessReport
-from domain.messages.servicebus import FailoverAliasInput, FailoverAliasResult
-from domain.messages.sql import FailoverSqlGroupInput, FailoverSqlGroupResult, ServerRole
+from domain.messages.servicebus import (
+    AliasView,
+    FailoverAliasInput,
+    FailoverAliasResult,
+    GetAliasInput,
+    NamespaceAliasView,
+    PairAliasInput,
+    PairAliasResult,
+    WaitReplicationInput,
+    WaitReplicationResult,
+)
+from domain.messages.sql import (
+    FailoverGroupView,
+    FailoverSqlGroupInput,
+    FailoverSqlGroupResult,
+    GetFailoverGroupInput,
+    ServerRole,
+)
 from domain.plan import DrPlan
 
 
@@ -46,7 +77,9 @@ class Call:
 
 @dataclass
 class FakeAzure:
-    """Scriptable outside world: step latency, readiness verdicts, SLO readings, re-pin pages."""
+    """Scriptable outside world: step latency, readiness verdicts, SLO readings, re-pin pages, and
+    the estate's state (origins, alias, SQL primaries, Cosmos write region) that the mutating fakes
+    change and the read fakes report."""
 
     plan: DrPlan
     step_seconds: float = 0.0
@@ -59,6 +92,40 @@ class FakeAzure:
     fail: dict[str, ApplicationError] = field(default_factory=dict)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    # Where traffic, the alias, the SQL groups and Cosmos writes are at the start (default: the
+    # plan's primary region; a failback starts from the DR region).
+    estate_region: str = ""
+    # The primary origin's reading per (region, primary % Front Door is set to); default: green.
+    origin_slo: Callable[[str, int], SloReading] | None = None
+    pending_replication: int = 25
+    sql_states: list[str] = field(default_factory=list)  # replicationState per read, then CATCH_UP
+    origins: dict[str, OriginState] = field(init=False)
+    alias_primary: str = field(init=False)
+    alias_paired: bool = field(init=False)
+    sql_primary: dict[str, str] = field(init=False)
+    cosmos_write: str = field(init=False)
+    primary_percents: list[int] = field(init=False, default_factory=list)  # after each set_origins
+
+    def __post_init__(self) -> None:
+        region = self.estate_region = self.estate_region or self.plan.primary_region
+        other = self.plan.other_region(region)
+        self.origins = {
+            o.region: OriginState(self.plan.frontdoor.origins[o.region], o.region, True, o.priority, o.weight)
+            for o in active_passive(region, other)
+        }
+        self.alias_primary = region
+        self.alias_paired = region == self.plan.primary_region
+        self.sql_primary = {g.name: region for g in self.plan.sql.failover_groups}
+        self.cosmos_write = region
+
+    @property
+    def primary_percent(self) -> int:
+        """The primary region's share of traffic the origins give now."""
+        return primary_percent(tuple(self.origins.values()), self.plan.primary_region)
+
+    def origin_reading(self, region: str) -> SloReading:
+        reading = self.origin_slo(region, self.primary_percent) if self.origin_slo else green()
+        return dataclasses.replace(reading, scope=region, origin=self.plan.frontdoor.origins[region])
 
     def names(self) -> list[str]:
         return [c.name for c in self.calls]
@@ -100,6 +167,9 @@ class FakeAzure:
                 OriginState(plan.frontdoor.origins[o.region], o.region, bool(o.enabled), o.priority, o.weight)
                 for o in arg.origins
             )
+            if not arg.dry_run:
+                self.origins.update({o.region: o for o in origins if o.region is not None})
+                self.primary_percents.append(self.primary_percent)
             return SetOriginsResult(
                 arg.plan,
                 changed=tuple(o.name for o in origins),
@@ -112,6 +182,8 @@ class FakeAzure:
         async def failover_alias(arg: FailoverAliasInput) -> FailoverAliasResult:
             await self._step("servicebus.failover_alias", arg)
             ns = plan.servicebus.namespaces[arg.target_region]
+            if not arg.dry_run:
+                self.alias_primary, self.alias_paired = arg.target_region, False
             return FailoverAliasResult(
                 arg.plan,
                 plan.servicebus.alias,
@@ -140,6 +212,8 @@ class FakeAzure:
             await self._step("sql.failover_group", arg)
             group = next(g for g in plan.sql.failover_groups if g.name == arg.failover_group)
             server = group.servers[arg.target_region]
+            if not arg.dry_run:
+                self.sql_primary[group.name] = arg.target_region
             return FailoverSqlGroupResult(
                 arg.plan,
                 arg.failover_group,
@@ -156,6 +230,8 @@ class FakeAzure:
         @activity.defn(name="cosmos.set_write_region")
         async def cosmos_write(arg: SetCosmosWriteRegionInput) -> SetCosmosWriteRegionResult:
             await self._step("cosmos.set_write_region", arg)
+            if not arg.dry_run:
+                self.cosmos_write = arg.region
             return SetCosmosWriteRegionResult(
                 arg.plan,
                 plan.cosmos.account,
@@ -188,7 +264,91 @@ class FakeAzure:
         async def read_slo(arg: ReadSloInput) -> ReadSloResult:
             await self._step("health.read_slo", arg)
             reading = self.slo_readings.pop(0) if self.slo_readings else green()
-            return ReadSloResult(arg.plan, plan.frontdoor.profile, now, now, arg.interval, reading, ())
+            origins = tuple(self.origin_reading(region) for region in arg.regions)
+            return ReadSloResult(arg.plan, plan.frontdoor.profile, now, now, arg.interval, reading, origins)
+
+        @activity.defn(name="frontdoor.get_origins")
+        async def get_origins(arg: GetOriginsInput) -> OriginsResult:
+            await self._step("frontdoor.get_origins", arg)
+            fd = plan.frontdoor
+            return OriginsResult(arg.plan, fd.profile, fd.origin_group, tuple(self.origins.values()))
+
+        def alias_view() -> AliasView:
+            spec = plan.servicebus
+            views = []
+            for region, ns in spec.namespaces.items():
+                primary = region == self.alias_primary
+                role = ("Primary" if self.alias_paired else "PrimaryNotReplicating") if primary else "Secondary"
+                views.append(
+                    NamespaceAliasView(
+                        region,
+                        ns,
+                        f"/namespaces/{ns}",
+                        exists=primary or self.alias_paired,
+                        role=role if primary or self.alias_paired else None,
+                        provisioning_state="Succeeded",
+                        pending_replication_operations_count=0,
+                    )
+                )
+            return AliasView(plan.name, spec.alias, tuple(views), self.alias_primary, self.alias_paired)
+
+        @activity.defn(name="servicebus.get_alias")
+        async def get_alias(arg: GetAliasInput) -> AliasView:
+            await self._step("servicebus.get_alias", arg)
+            return alias_view()
+
+        @activity.defn(name="servicebus.pair")
+        async def pair(arg: PairAliasInput) -> PairAliasResult:
+            await self._step("servicebus.pair", arg)
+            spec = plan.servicebus
+            changed = not (self.alias_paired and self.alias_primary == arg.primary_region)
+            if changed and not arg.dry_run:
+                self.alias_primary, self.alias_paired = arg.primary_region, True
+            primary_ns = spec.namespaces[arg.primary_region]
+            return PairAliasResult(
+                arg.plan,
+                spec.alias,
+                primary_ns,
+                spec.namespaces[plan.other_region(arg.primary_region)],
+                changed=changed,
+                pending_replication_operations_count=self.pending_replication,
+                duration_seconds=0.1,
+                planned_calls=self._planned(arg, f"PUT namespaces/{primary_ns}/disasterRecoveryConfigs/{spec.alias}")
+                if changed
+                else (),
+            )
+
+        @activity.defn(name="servicebus.wait_replication")
+        async def wait_replication(arg: WaitReplicationInput) -> WaitReplicationResult:
+            await self._step("servicebus.wait_replication", arg)
+            if not self.alias_paired:
+                raise ApplicationError("alias not paired", type="AliasNotPaired", non_retryable=True)
+            ns = plan.servicebus.namespaces[self.alias_primary]
+            return WaitReplicationResult(arg.plan, plan.servicebus.alias, ns, self.pending_replication, 0, 0.5)
+
+        @activity.defn(name="sql.get_failover_group")
+        async def get_failover_group(arg: GetFailoverGroupInput) -> FailoverGroupView:
+            await self._step("sql.get_failover_group", arg)
+            group = next(g for g in plan.sql.failover_groups if g.name == arg.failover_group)
+            primary = self.sql_primary[group.name]
+            return FailoverGroupView(
+                arg.plan,
+                group.name,
+                primary,
+                group.servers[primary],
+                tuple(ServerRole(r, s, "Primary" if r == primary else "Secondary") for r, s in group.servers.items()),
+                self.sql_states.pop(0) if self.sql_states else SQL_CAUGHT_UP,
+                "Manual",
+                60,
+                group.databases,
+            )
+
+        @activity.defn(name="cosmos.get_account")
+        async def get_account(arg: GetCosmosAccountInput) -> CosmosAccountView:
+            await self._step("cosmos.get_account", arg)
+            order = [self.cosmos_write, *(r for r in plan.cosmos.regions if r != self.cosmos_write)]
+            regions = tuple(CosmosRegion(r, i, i == 0) for i, r in enumerate(order))
+            return CosmosAccountView(arg.plan, plan.cosmos.account, self.cosmos_write, regions, "Succeeded")
 
         @activity.defn(name="platform.repin_batch")
         async def repin_batch(arg: RepinBatchInput) -> RepinBatchResult:
@@ -212,6 +372,12 @@ class FakeAzure:
             data_loss,
             read_slo,
             repin_batch,
+            get_origins,
+            get_alias,
+            pair,
+            wait_replication,
+            get_failover_group,
+            get_account,
         ]
 
 
