@@ -1,6 +1,7 @@
 """``drctl demo``: the local demo on the embedded default. Brings the stack up (Temporal dev
 server with its UI, estate emulator, worker) with a fresh estate, takes eastus down, fails over to
-westus while showing the step table, and prints where to look in the Temporal UI."""
+westus while showing the step table, brings eastus back and fails back gradually, printing each
+step's SLO readings, and prints where to look in the Temporal UI."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import typer
 from temporalio.client import Client
 
 from domain.plan import DrPlan
-from starters import failover_cmd
+from starters import failback_cmd, failover_cmd
 from starters.dev_cmd import DEFAULT_STATE_DIR, load_config, save_config
 from starters.output import fail
 from starters.plan_cmd import load_or_exit
@@ -21,6 +22,10 @@ from starters.stack import Stack, StackConfig, StackError
 from workers.connection import TemporalSettings
 
 DEMO_REASON = "demo: eastus declared down by the incident commander"
+# Short soaks so the demo's failback takes about a minute; production plans soak for minutes.
+DEMO_STEPS = (10, 25, 50, 75, 100)
+DEMO_SOAK_SECONDS = 10
+DEMO_INTERVAL_SECONDS = 5
 
 
 def say(message: str) -> None:
@@ -59,6 +64,28 @@ async def _run_demo(config: StackConfig, plan: DrPlan, as_json: bool) -> int:
     url = failover_cmd.ui_url(settings, handle.id, config.ui_url)
     say(f"workflow {handle.id}; watch it in the Temporal UI: {url}")
     code = await failover_cmd.watch_and_report(handle, as_json)
+    if code != 0:
+        return code
+    say(f"{plan.primary_region} is back: bringing it up in the emulator and telling the failover")
+    _control(config, "POST", f"/regions/{plan.primary_region}", {"health": "healthy"})
+    await failover_cmd.signal_recovered(client, handle.id, note="region recovered", by="drctl demo")
+    await handle.result()
+    say(
+        f"failing back gradually: {', '.join(f'{s}%' for s in DEMO_STEPS)} of traffic to {plan.primary_region}, "
+        f"{DEMO_SOAK_SECONDS}s soak per step, SLO sampled every {DEMO_INTERVAL_SECONDS}s"
+    )
+    back = await failback_cmd.start_failback(
+        client,
+        settings,
+        plan,
+        reason=f"demo: {plan.primary_region} recovered",
+        steps=list(DEMO_STEPS),
+        soak_seconds=DEMO_SOAK_SECONDS,
+        interval_seconds=DEMO_INTERVAL_SECONDS,
+        requested_by="drctl demo",
+    )
+    say(f"workflow {back.id}: {failover_cmd.ui_url(settings, back.id, config.ui_url)}")
+    code = await failback_cmd.watch_and_report(back, as_json)
     say(f"Temporal UI: {config.ui_url} (filter with: DrPlan = '{plan.name}')")
     say("the stack keeps running for you to explore; stop it with `drctl dev down`")
     return code
@@ -69,7 +96,7 @@ def demo(
     state_dir: Annotated[Path, typer.Option("--state-dir", envvar="DR_STATE_DIR")] = DEFAULT_STATE_DIR,
     json_output: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live table.")] = False,
 ) -> None:
-    """Run the local DR demo: fresh estate, eastus down, failover to westus, RTO and RPO."""
+    """Run the local DR demo: fresh estate, eastus down, failover to westus (RTO, RPO), gradual failback."""
     config = load_config(state_dir)
     plan = load_or_exit(config.plans[0])
     stack = Stack(config)
