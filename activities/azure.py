@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import ssl
@@ -588,3 +589,34 @@ class Estates:
     async def close(self) -> None:
         for clients in self._by_name.values():
             await clients.close()
+
+
+# ---- small conversions every activity class needs ----------------------------------------------
+
+
+def invalid_input(message: str, error_type: str = "InvalidInput") -> ApplicationError:
+    """Bad input from a workflow or a plan: retrying cannot help."""
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def wire_text(value: object) -> str | None:
+    """An SDK enum or string as its wire text (``str()`` of a str-Enum is its member name)."""
+    if value is None:
+        return None
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def utc_time(value: str, what: str = "point in time") -> dt.datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive input means UTC)."""
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise invalid_input(f"{what} {value!r} is not an ISO 8601 timestamp") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    """ARM's timestamp form: ISO 8601 UTC, milliseconds, trailing Z."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

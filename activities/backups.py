@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, heartbeat
+from activities.azure import AzureClients, Estates, azure_call, heartbeat, invalid_input
 from activities.catalog import BackupCatalog
 from activities.integrity import (
     INTEGRITY_ERROR_TYPE,
@@ -106,10 +106,6 @@ PROMOTION_DONE = "promoted"
 PROMOTION_UNDONE = "undone"
 
 
-def _invalid(message: str, error_type: str = "InvalidInput") -> ApplicationError:
-    return ApplicationError(message, type=error_type, non_retryable=True)
-
-
 def _catalog_error(error: CatalogError) -> ApplicationError:
     return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)
 
@@ -151,9 +147,9 @@ class _RecordCounter:
 
     def finish(self) -> int:
         if self._error is not None:
-            raise _invalid(f"{self.what} is not gzip-compressed JSON lines: {self._error}", "InvalidSegment")
+            raise invalid_input(f"{self.what} is not gzip-compressed JSON lines: {self._error}", "InvalidSegment")
         if self._in_member:
-            raise _invalid(f"{self.what} is a truncated gzip stream", "InvalidSegment")
+            raise invalid_input(f"{self.what} is a truncated gzip stream", "InvalidSegment")
         return self.records + (1 if self._open_line else 0)
 
 
@@ -333,7 +329,7 @@ class BackupActivities:
         try:
             clients.plan.tenant(tenant_id)
         except KeyError:
-            raise _invalid(f"tenant {tenant_id!r} is not in plan {clients.plan.name!r}") from None
+            raise invalid_input(f"tenant {tenant_id!r} is not in plan {clients.plan.name!r}") from None
         return clients.blob.get_container_client(clients.plan.backup.live_container(tenant_id))
 
     def _backups(self, clients: AzureClients) -> ContainerClient:
@@ -370,7 +366,7 @@ class BackupActivities:
         """Copy one live segment into the recovery point, hashing and counting its records on the way;
         skipped when the package already holds the same version of the segment."""
         if not request.segment.startswith(SEGMENTS_PREFIX):
-            raise _invalid(f"segment {request.segment!r} is not under {SEGMENTS_PREFIX}")
+            raise invalid_input(f"segment {request.segment!r} is not under {SEGMENTS_PREFIX}")
         clients = self._clients(request.plan)
         live = self._live(clients, request.tenant_id)
         backups = self._backups(clients)
@@ -379,7 +375,7 @@ class BackupActivities:
         what = f"segment '{request.segment}' of tenant {request.tenant_id}"
         source_props = await _properties(source)
         if source_props is None:
-            raise _invalid(f"{what} does not exist in container '{live.container_name}'", "SegmentNotFound")
+            raise invalid_input(f"{what} does not exist in container '{live.container_name}'", "SegmentNotFound")
         existing = await _properties(target)
         recorded_sha, recorded_records = _meta(existing, META_SHA256), _meta(existing, META_RECORDS)
         unchanged = _meta(existing, META_SOURCE_ETAG) == str(source_props.etag)
@@ -484,7 +480,7 @@ class BackupActivities:
         except RecoveryPointNotFound:
             return
         if point.status == STATUS_COMPLETED:
-            raise _invalid(
+            raise invalid_input(
                 f"recovery point {recovery_point_id} is completed; its manifest cannot be replaced",
                 "RecoveryPointConflict",
             )
@@ -520,7 +516,7 @@ class BackupActivities:
                     if not value
                 ]
                 if missing:
-                    raise _invalid(f"completing {request.recovery_point_id} needs {', '.join(missing)}")
+                    raise invalid_input(f"completing {request.recovery_point_id} needs {', '.join(missing)}")
                 point, completed = await self.catalog.complete(
                     request.recovery_point_id,
                     packages=request.packages,
@@ -537,7 +533,7 @@ class BackupActivities:
                 point, failed = await self.catalog.fail(request.recovery_point_id, request.failure or "unknown failure")
                 changed = changed or failed
             elif request.status != STATUS_IN_PROGRESS:
-                raise _invalid(f"unknown recovery point status {request.status!r}")
+                raise invalid_input(f"unknown recovery point status {request.status!r}")
         except CatalogError as exc:
             raise _catalog_error(exc) from None
         return RegisterRecoveryPointResult(request.plan, point, changed)
@@ -555,11 +551,11 @@ class BackupActivities:
                 point = await self.catalog.get(request.recovery_point_id)
                 if point.tenant_id != tenant:
                     owner = point.tenant_id
-                    raise _invalid(
+                    raise invalid_input(
                         f"recovery point {point.recovery_point_id} belongs to tenant {owner!r}, not {tenant!r}"
                     )
                 if point.status != STATUS_COMPLETED:
-                    raise _invalid(
+                    raise invalid_input(
                         f"recovery point {point.recovery_point_id} is {point.status}, not completed",
                         "RecoveryPointNotFound",
                     )
@@ -859,7 +855,7 @@ class BackupActivities:
         journal_client = live.get_blob_client(promotion_journal_blob(request.restore_id))
         journal = await self._journal(journal_client)
         if journal is None:
-            raise _invalid(
+            raise invalid_input(
                 f"restore {request.restore_id} promoted nothing into '{live.container_name}' (no promotion journal)",
                 "PromotionNotFound",
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from enum import Enum
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.cosmosdb.models import (
@@ -25,7 +24,18 @@ from azure.mgmt.cosmosdb.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, await_lro, azure_call, planned_call, poll_until, sdk_api_version
+from activities.azure import (
+    AzureClients,
+    Estates,
+    await_lro,
+    azure_call,
+    invalid_input,
+    iso_utc,
+    planned_call,
+    poll_until,
+    sdk_api_version,
+    utc_time,
+)
 from domain.messages.cosmos import (
     CosmosAccountView,
     CosmosRegion,
@@ -45,30 +55,6 @@ BUSY_WAIT_SECONDS = 900.0
 def short_region(name: str) -> str:
     """ARM's display name or short name of a region as the short name (``East US`` -> ``eastus``)."""
     return name.replace(" ", "").lower()
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return str(value.value) if isinstance(value, Enum) else str(value)
-
-
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type="InvalidInput", non_retryable=True)
-
-
-def _utc(value: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise _invalid(f"point in time {value!r} is not an ISO 8601 timestamp") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _describe(clients: AzureClients, account: str) -> str:
@@ -138,7 +124,7 @@ class CosmosActivities:
         before = _view(input.plan, await self._get(clients, name))
         order = [r.region for r in before.regions]
         if wanted not in order:
-            raise _invalid(
+            raise invalid_input(
                 f"region {input.region!r} is not a region of Cosmos DB account {name!r} ({', '.join(order)})"
             )
         if before.write_region == wanted and order[0] == wanted:
@@ -218,7 +204,7 @@ class CosmosActivities:
             write_region=view.write_region,
             changed=changed,
             regions=view.regions,
-            completed_at=_iso(dt.datetime.now(dt.UTC)),
+            completed_at=iso_utc(dt.datetime.now(dt.UTC)),
             planned_calls=calls,
         )
 
@@ -240,12 +226,12 @@ class CosmosActivities:
             assert props is not None
             oldest = props.oldest_restorable_time or props.creation_time
             latest = props.deletion_time or now
-            windows.append(f"{_iso(oldest) if oldest else '?'} to {_iso(latest)}")
+            windows.append(f"{iso_utc(oldest) if oldest else '?'} to {iso_utc(latest)}")
             if oldest is not None and oldest <= moment <= latest:
                 return candidate
         detail = f"restorable windows: {'; '.join(windows)}" if windows else "no restorable account has that name"
         raise ApplicationError(
-            f"cannot restore Cosmos DB account {source!r} to {_iso(moment)}: {detail}",
+            f"cannot restore Cosmos DB account {source!r} to {iso_utc(moment)}: {detail}",
             type="RestorePointUnavailable",
             non_retryable=True,
         )
@@ -255,8 +241,8 @@ class CosmosActivities:
         """Create ``target_account`` as a point-in-time restore (createMode Restore), once."""
         clients = self._estates[input.plan]
         source = input.source_account or clients.plan.cosmos.account
-        moment = _utc(input.point_in_time)
-        point = _iso(moment)
+        moment = utc_time(input.point_in_time)
+        point = iso_utc(moment)
         restorable = await self._restorable(clients, source, moment)
         restore_source = restorable.id or ""
         location = short_region(input.location or restorable.location or clients.plan.cosmos.regions[0])
@@ -269,7 +255,7 @@ class CosmosActivities:
                 params is not None
                 and (params.restore_source or "").lower() == restore_source.lower()
                 and params.restore_timestamp_in_utc is not None
-                and _iso(params.restore_timestamp_in_utc) == point
+                and iso_utc(params.restore_timestamp_in_utc) == point
             )
             if not same:
                 raise ApplicationError(

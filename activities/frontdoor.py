@@ -16,9 +16,17 @@ from azure.mgmt.cdn.models import (
     AFDOriginUpdatePropertiesParameters,
 )
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, await_lro, azure_call, planned_call, poll_until, sdk_api_version
+from activities.azure import (
+    AzureClients,
+    Estates,
+    await_lro,
+    azure_call,
+    invalid_input,
+    planned_call,
+    poll_until,
+    sdk_api_version,
+)
 from domain.messages.frontdoor import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -66,10 +74,6 @@ def _state(origin: AFDOrigin, region: str | None) -> OriginState:
     )
 
 
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type="InvalidInput", non_retryable=True)
-
-
 def _targets(plan: DrPlan, desired: tuple[DesiredOrigin, ...]) -> list[tuple[str, DesiredOrigin]]:
     """(origin name, desired state) per requested region, after checking the request."""
     seen: set[str] = set()
@@ -77,14 +81,18 @@ def _targets(plan: DrPlan, desired: tuple[DesiredOrigin, ...]) -> list[tuple[str
     for want in desired:
         if want.region not in plan.frontdoor.origins:
             known = ", ".join(sorted(plan.frontdoor.origins))
-            raise _invalid(f"plan {plan.name!r} has no Front Door origin for region {want.region!r} (known: {known})")
+            raise invalid_input(
+                f"plan {plan.name!r} has no Front Door origin for region {want.region!r} (known: {known})"
+            )
         if want.region in seen:
-            raise _invalid(f"region {want.region!r} is listed twice")
+            raise invalid_input(f"region {want.region!r} is listed twice")
         seen.add(want.region)
         if want.priority is not None and not PRIORITY_MIN <= want.priority <= PRIORITY_MAX:
-            raise _invalid(f"priority for {want.region} must be {PRIORITY_MIN}..{PRIORITY_MAX}, got {want.priority}")
+            raise invalid_input(
+                f"priority for {want.region} must be {PRIORITY_MIN}..{PRIORITY_MAX}, got {want.priority}"
+            )
         if want.weight is not None and not WEIGHT_MIN <= want.weight <= WEIGHT_MAX:
-            raise _invalid(f"weight for {want.region} must be {WEIGHT_MIN}..{WEIGHT_MAX}, got {want.weight}")
+            raise invalid_input(f"weight for {want.region} must be {WEIGHT_MIN}..{WEIGHT_MAX}, got {want.weight}")
         out.append((plan.frontdoor.origins[want.region], want))
     return out
 

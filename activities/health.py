@@ -15,7 +15,7 @@ from azure.mgmt.monitor.models import MetadataValue, Metric, MetricValue, Respon
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call
+from activities.azure import AzureClients, Estates, azure_call, iso_utc
 from domain import resource_ids
 from domain.messages.health import PROFILE_SCOPE, ReadSloInput, ReadSloResult, SloReading
 
@@ -23,10 +23,6 @@ ORIGIN_DIMENSION = "origin"
 STATUS_GROUP_DIMENSION = "httpstatusgroup"
 ERROR_GROUP = "5xx"
 MAX_SERIES = 100
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc_now() -> dt.datetime:
@@ -117,7 +113,7 @@ class HealthActivities:
             )
         end = self._clock()
         start = end - dt.timedelta(seconds=request.window_seconds)
-        timespan = f"{_iso(start)}/{_iso(end)}"
+        timespan = f"{iso_utc(start)}/{iso_utc(end)}"
         origins = {plan.frontdoor.origins[r].lower(): r for r in regions}
 
         overall_response, counts_response, latency_response = await self._query(
@@ -172,8 +168,8 @@ class HealthActivities:
         result = ReadSloResult(
             plan=plan.name,
             profile=plan.frontdoor.profile,
-            window_start=_iso(start),
-            window_end=_iso(end),
+            window_start=iso_utc(start),
+            window_end=iso_utc(end),
             interval=request.interval,
             overall=overall.reading(PROFILE_SCOPE, None, buckets),
             origins=tuple(readings),

@@ -7,14 +7,23 @@ rules as Azure calls: 429 and 5xx are retried, every other error stops at once.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, check_http_response, heartbeat, planned_call, poll_until
+from activities.azure import (
+    AzureClients,
+    Estates,
+    azure_call,
+    check_http_response,
+    heartbeat,
+    invalid_input,
+    planned_call,
+    poll_until,
+    utc_time,
+)
 from domain.messages.platform import (
     STORE_COSMOS,
     STORE_SQL_PREFIX,
@@ -39,13 +48,9 @@ IDS_PER_READ = 100
 DONE_STATUSES = ("Succeeded", "Failed", "Canceled")
 
 
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type="InvalidInput", non_retryable=True)
-
-
 def _plan_region(clients: AzureClients, region: str, what: str) -> str:
     if region not in clients.plan.regions:
-        raise _invalid(
+        raise invalid_input(
             f"{what} {region!r} is not a region of plan {clients.plan.name!r} ({', '.join(clients.plan.regions)})"
         )
     return region
@@ -60,15 +65,6 @@ def _record(raw: dict[str, Any]) -> TenantRecord:
         residency=str(raw.get("residency", "")),
         allowed_regions=tuple(str(r) for r in raw.get("allowedRegions", ())),
     )
-
-
-def _utc(value: str, what: str) -> dt.datetime:
-    """An ISO 8601 timestamp as an aware UTC datetime (naive means UTC)."""
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _invalid(f"{what} {value!r} is not an ISO 8601 timestamp") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def _check_store(clients: AzureClients, store: str) -> None:
@@ -141,7 +137,7 @@ class PlatformActivities:
         clients = self._estates[request.plan]
         home = _plan_region(clients, request.home_region, "home region")
         if request.mode not in TENANT_MODES:
-            raise _invalid(f"mode must be one of {', '.join(TENANT_MODES)}, got {request.mode!r}")
+            raise invalid_input(f"mode must be one of {', '.join(TENANT_MODES)}, got {request.mode!r}")
         gateway = _plan_region(clients, request.gateway_region or clients.plan.other_region(home), "gateway region")
         resource = f"tenants homed in {home}"
         other_mode = next(m for m in TENANT_MODES if m != request.mode)
@@ -359,7 +355,7 @@ class PlatformActivities:
         clients = self._estates[request.plan]
         failed = _plan_region(clients, request.failed_region, "failed region")
         _check_store(clients, request.store)
-        at = _utc(request.at, "failover completion time")
+        at = utc_time(request.at, "failover completion time")
         answer = await self._call(
             clients,
             clients.plan.other_region(failed),
@@ -369,7 +365,7 @@ class PlatformActivities:
             action="read",
             params={"store": request.store},
         )
-        last = _utc(str(answer["lastHeartbeatAt"]), "lastHeartbeatAt")
+        last = utc_time(str(answer["lastHeartbeatAt"]), "lastHeartbeatAt")
         seconds = max(0.0, (at - last).total_seconds())
         activity.logger.info("data-loss window of %s: %.1fs (last heartbeat %s)", request.store, seconds, last)
         return DataLossWindowResult(

@@ -22,7 +22,15 @@ from azure.mgmt.monitor.models import Response
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, check_http_response, heartbeat, is_authentication_error
+from activities.azure import (
+    AzureClients,
+    Estates,
+    azure_call,
+    check_http_response,
+    heartbeat,
+    is_authentication_error,
+    iso_utc,
+)
 from activities.cosmos import CosmosActivities, short_region
 from activities.frontdoor import FrontDoorActivities
 from activities.servicebus import ServiceBusActivities
@@ -62,10 +70,6 @@ HEARTBEAT_SECONDS = 5.0
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _error_text(error: BaseException) -> str:
@@ -187,7 +191,7 @@ class ReadinessActivities:
             checks=checks,
             source_region_healthy=run.source_healthy,
             target_region_healthy=run.target_healthy,
-            checked_at=_iso(self._clock()),
+            checked_at=iso_utc(self._clock()),
             from_region=from_region,
             to_region=to_region,
         )
@@ -303,7 +307,7 @@ class ReadinessActivities:
             async with azure_call(f"health probe metrics of Front Door profile {fd.profile}", "read"):
                 response: Response = await run.clients.monitor.metrics.list(
                     resource_uri,
-                    timespan=f"{_iso(start)}/{_iso(end)}",
+                    timespan=f"{iso_utc(start)}/{iso_utc(end)}",
                     interval="FULL",
                     metricnames="OriginHealthPercentage",
                     aggregation="Average",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from enum import Enum
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.servicebus.models import (
@@ -21,7 +20,7 @@ from azure.mgmt.servicebus.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, planned_call, poll_until, sdk_api_version
+from activities.azure import AzureClients, Estates, azure_call, planned_call, poll_until, sdk_api_version, wire_text
 from domain.messages.servicebus import (
     PRIMARY_ROLES,
     ROLE_PRIMARY,
@@ -55,13 +54,6 @@ def _check_region(clients: AzureClients, region: str, what: str) -> None:
             type="InvalidInput",
             non_retryable=True,
         )
-
-
-def _text(value: object) -> str | None:
-    """An SDK enum or string as its wire text (``str()`` of a str-Enum is its member name)."""
-    if value is None:
-        return None
-    return str(value.value) if isinstance(value, Enum) else str(value)
 
 
 def _progress(view: NamespaceAliasView) -> dict[str, object]:
@@ -104,8 +96,8 @@ class ServiceBusActivities:
             namespace=namespace,
             namespace_id=namespace_id,
             exists=True,
-            role=_text(props.role),
-            provisioning_state=_text(props.provisioning_state),
+            role=wire_text(props.role),
+            provisioning_state=wire_text(props.provisioning_state),
             pending_replication_operations_count=props.pending_replication_operations_count,
             partner_namespace=props.partner_namespace or None,
         )

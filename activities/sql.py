@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from enum import Enum
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -24,10 +23,14 @@ from activities.azure import (
     Estates,
     await_lro,
     azure_call,
+    invalid_input,
+    iso_utc,
     planned_call,
     poll_until,
     resumed_lro,
     sdk_api_version,
+    utc_time,
+    wire_text,
 )
 from domain.messages.sql import (
     FAILOVER_MODES,
@@ -64,34 +67,8 @@ FAILOVER_ACTIONS = {
 }
 
 
-def _text(value: object) -> str | None:
-    """An SDK enum or string as its wire text (``str()`` of a str-Enum is its member name)."""
-    if value is None:
-        return None
-    return str(value.value) if isinstance(value, Enum) else str(value)
-
-
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type="InvalidInput", non_retryable=True)
-
-
-def canonical_time(value: str) -> dt.datetime:
-    """An ISO 8601 timestamp as an aware UTC datetime (naive input means UTC)."""
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise _invalid(f"point in time {value!r} is not an ISO 8601 timestamp") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
-
-
-def iso_z(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _now() -> str:
-    return iso_z(dt.datetime.now(dt.UTC))
+    return iso_utc(dt.datetime.now(dt.UTC))
 
 
 def _group_spec(clients: AzureClients, name: str) -> FailoverGroupSpec:
@@ -99,7 +76,7 @@ def _group_spec(clients: AzureClients, name: str) -> FailoverGroupSpec:
         if spec.name == name:
             return spec
     known = ", ".join(g.name for g in clients.plan.sql.failover_groups)
-    raise _invalid(f"failover group {name!r} is not in plan {clients.plan.name!r} (groups: {known})")
+    raise invalid_input(f"failover group {name!r} is not in plan {clients.plan.name!r} (groups: {known})")
 
 
 def _describe(spec: FailoverGroupSpec, server: str) -> str:
@@ -126,11 +103,11 @@ def _view(plan: str, spec: FailoverGroupSpec, group: FailoverGroup) -> FailoverG
     roles: dict[str, str] = {}
     own = _server_name(group.id)
     if own and own.lower() in region_of:
-        roles[region_of[own.lower()]] = _text(props.replication_role) or ROLE_SECONDARY
+        roles[region_of[own.lower()]] = wire_text(props.replication_role) or ROLE_SECONDARY
     for partner in props.partner_servers or []:
         name = _server_name(partner.id)
         if name and name.lower() in region_of:
-            roles[region_of[name.lower()]] = _text(partner.replication_role) or ROLE_SECONDARY
+            roles[region_of[name.lower()]] = wire_text(partner.replication_role) or ROLE_SECONDARY
     servers = tuple(
         ServerRole(region, server, roles.get(region, ROLE_SECONDARY)) for region, server in spec.servers.items()
     )
@@ -148,7 +125,7 @@ def _view(plan: str, spec: FailoverGroupSpec, group: FailoverGroup) -> FailoverG
         primary_server=primaries[0].server,
         servers=servers,
         replication_state=props.replication_state or "",
-        read_write_failover_policy=(_text(endpoint.failover_policy) or "") if endpoint is not None else "",
+        read_write_failover_policy=(wire_text(endpoint.failover_policy) or "") if endpoint is not None else "",
         grace_period_minutes=endpoint.failover_with_data_loss_grace_period_minutes if endpoint is not None else None,
         databases=tuple(ResourceId.parse(d).name for d in props.databases or []),
     )
@@ -201,10 +178,10 @@ class SqlActivities:
         clients = self._estates[input.plan]
         spec = _group_spec(clients, input.failover_group)
         if input.mode not in FAILOVER_MODES:
-            raise _invalid(f"failover mode {input.mode!r} is not one of {', '.join(FAILOVER_MODES)}")
+            raise invalid_input(f"failover mode {input.mode!r} is not one of {', '.join(FAILOVER_MODES)}")
         target = spec.servers.get(input.target_region)
         if target is None:
-            raise _invalid(
+            raise invalid_input(
                 f"region {input.target_region!r} has no server in failover group {spec.name!r} "
                 f"(regions: {', '.join(spec.servers)})"
             )
@@ -303,11 +280,11 @@ class SqlActivities:
         """Create ``target_database`` as a point-in-time restore of ``source_database`` (once)."""
         clients = self._estates[input.plan]
         spec = _group_spec(clients, input.failover_group)
-        point = iso_z(canonical_time(input.point_in_time))
+        point = iso_utc(utc_time(input.point_in_time))
         region = input.region or (await self._read(clients, spec)).primary_region
         server = spec.servers.get(region)
         if server is None:
-            raise _invalid(f"region {region!r} has no server in failover group {spec.name!r}")
+            raise invalid_input(f"region {region!r} has no server in failover group {spec.name!r}")
         plan = clients.plan
         source_id = sql_database(plan.subscription_id, spec.resource_group, server, input.source_database)
         wanted_tags = {TAG_SOURCE: source_id, TAG_POINT: point}
@@ -332,7 +309,7 @@ class SqlActivities:
                     non_retryable=True,
                 )
             activity.logger.info("%s was already restored by an earlier attempt", resource)
-            if _text(existing.properties.status if existing.properties else None) != ONLINE:
+            if wire_text(existing.properties.status if existing.properties else None) != ONLINE:
                 existing = await self._wait_online(clients, spec, server, input.target_database, resource)
             return self._restore_result(
                 input, region, server, existing, source_id=source_id, point=point, created=False
@@ -344,7 +321,7 @@ class SqlActivities:
             properties=DatabaseProperties(
                 create_mode="PointInTimeRestore",
                 source_database_id=source_id,
-                restore_point_in_time=canonical_time(point),
+                restore_point_in_time=utc_time(point),
             ),
         )
         activity.logger.info("restoring %s from %s at %s", resource, source_id, point)
@@ -372,10 +349,10 @@ class SqlActivities:
         return await poll_until(
             f"{resource} to come online",
             probe,
-            lambda db: _text(db.properties.status if db.properties else None) == ONLINE,
+            lambda db: wire_text(db.properties.status if db.properties else None) == ONLINE,
             interval=clients.connection.polling_interval,
             timeout=RESTORE_WAIT_SECONDS,
-            progress=lambda db: {"status": _text(db.properties.status if db.properties else None)},
+            progress=lambda db: {"status": wire_text(db.properties.status if db.properties else None)},
         )
 
     @staticmethod
@@ -397,6 +374,6 @@ class SqlActivities:
             database_id=db.id or "",
             source_database_id=source_id,
             point_in_time=point,
-            status=_text(db.properties.status if db.properties else None) or "",
+            status=wire_text(db.properties.status if db.properties else None) or "",
             created=created,
         )
