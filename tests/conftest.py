@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.azure import AzureClients, AzureConnection
+from activities.azure import AzureClients, AzureConnection, Estates
 from domain.plan import DrPlan, load_plan
 from emulator.server import EmulatorServer, ThreadedEmulator
 
@@ -110,6 +110,16 @@ def emulator(plan: DrPlan) -> Iterator[EmulatorHandle]:
     finally:
         handle.close()
         threaded.stop()
+
+
+@pytest.fixture
+async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
+    """The worker's view of the local plan, pointed at the emulator."""
+    found = Estates([plan], emulator.connection())
+    try:
+        yield found
+    finally:
+        await found.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,15 +26,6 @@ from tests.conftest import EmulatorHandle
 
 PRIORITY_CHANGE = "DatabaseAccounts_FailoverPriorityChange"
 CREATE = "DatabaseAccounts_CreateOrUpdate"
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ calls that is exactly what the real run then sends."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,15 +24,6 @@ from domain.plan import DrPlan
 from tests.conftest import EmulatorHandle
 
 GROUP = "fog-tenants"
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 def parse_call(line: str) -> tuple[str, str, str | None, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,15 +70,6 @@ def worker(tmp_path: Path, dev_server: DevServer, emulator: EmulatorHandle) -> I
 @pytest.fixture
 async def client(dev_server: DevServer) -> Client:
     return await Client.connect(dev_server.address)
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    e = Estates([plan], emulator.connection())
-    try:
-        yield e
-    finally:
-        await e.close()
 
 
 def settings_for(worker: WorkerProcess) -> TemporalSettings:

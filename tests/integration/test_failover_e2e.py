@@ -72,15 +72,6 @@ async def client(dev_server: DevServer) -> AsyncIterator[Client]:
     return await Client.connect(dev_server.address)
 
 
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    e = Estates([plan], emulator.connection())
-    try:
-        yield e
-    finally:
-        await e.close()
-
-
 async def start_failover(
     client: Client, worker: WorkerProcess, plan: DrPlan, **kwargs: Any
 ) -> WorkflowHandle[Any, Any]:

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -23,15 +22,6 @@ from domain.messages.health import BREACH, NO_DATA, OK, ReadSloInput, evaluate_s
 from domain.plan import DrPlan
 from emulator.providers.frontdoor import BASELINE_ERROR_RATE, BASELINE_LATENCY_MS, EDGE_LATENCY_MS
 from tests.conftest import EmulatorHandle
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 @pytest.fixture

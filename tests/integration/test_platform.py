@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -26,15 +25,6 @@ from domain.messages.platform import (
 from domain.messages.sql import MODE_FORCED, MODE_PLANNED, FailoverSqlGroupInput
 from domain.plan import DrPlan
 from tests.conftest import EmulatorHandle
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 @pytest.fixture

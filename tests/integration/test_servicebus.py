@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from azure.core.exceptions import HttpResponseError
 from temporalio.exceptions import ApplicationError
@@ -22,15 +20,6 @@ from tests.conftest import EmulatorHandle
 
 FAIL_OVER = "DisasterRecoveryConfigs_FailOver"
 CREATE = "DisasterRecoveryConfigs_CreateOrUpdate"
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,15 +32,6 @@ FAILOVER = "FailoverGroups_Failover"
 FORCE = "FailoverGroups_ForceFailoverAllowDataLoss"
 CREATE = "Databases_CreateOrUpdate"
 GROUP = "fog-tenants"
-
-
-@pytest.fixture
-async def estates(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
-    estates = Estates([plan], emulator.connection())
-    try:
-        yield estates
-    finally:
-        await estates.close()
 
 
 @pytest.fixture
