@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +30,7 @@ from domain.messages.sql import GetFailoverGroupInput
 from domain.plan import DrPlan
 from starters import failback_cmd, failover_cmd
 from tests.conftest import EmulatorHandle
-from tests.integration.processes import DevServer, WorkerProcess
+from tests.integration.processes import WorkerProcess
 from tests.integration.test_failover_e2e import finish, start_failover, until_phase
 from workers.connection import TemporalSettings
 
@@ -45,31 +44,6 @@ LOAD_RPS = 2000
 PROFILE = "afd-estate"
 
 Handle = WorkflowHandle[Any, FailbackResult]
-
-
-@pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[DevServer]:
-    server = DevServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def worker(tmp_path: Path, dev_server: DevServer, emulator: EmulatorHandle) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(tmp_path, dev_server, emulator)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def client(dev_server: DevServer) -> Client:
-    return await Client.connect(dev_server.address)
 
 
 def settings_for(worker: WorkerProcess) -> TemporalSettings:

@@ -7,8 +7,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,31 +43,6 @@ STEP_LATENCIES = {
     "DatabaseAccounts_FailoverPriorityChange": 2.0,
     "Ops_CacheWarmup": 0.5,
 }
-
-
-@pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[DevServer]:
-    server = DevServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def worker(tmp_path: Path, dev_server: DevServer, emulator: EmulatorHandle) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(tmp_path, dev_server, emulator)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def client(dev_server: DevServer) -> AsyncIterator[Client]:
-    return await Client.connect(dev_server.address)
 
 
 async def start_failover(
