@@ -145,6 +145,24 @@ class Router:
         return None
 
 
+def arm_routes(router: Router, api_version: str) -> Callable[..., None]:
+    """An ``add`` for one provider whose mutating calls are long-running: every route checks the
+    provider's api-version, and a mutating one takes the configured latency as its run time."""
+
+    def add(method: str, path: str, operation: str, handler: Handler, *, mutating: bool = False) -> None:
+        router.add(
+            method,
+            path,
+            operation,
+            handler,
+            mutating=mutating,
+            api_version=api_version,
+            latency_mode="operation" if mutating else "response",
+        )
+
+    return add
+
+
 @dataclass
 class JournalEntry:
     seq: int

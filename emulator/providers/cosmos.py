@@ -34,7 +34,17 @@ from aiohttp import web
 
 from domain.plan import DrPlan
 from domain.resource_ids import cosmos_account, cosmos_restorable_account
-from emulator.core import ArmError, AsyncOperation, JsonDict, RequestContext, Router, iso, json_response, utc_now
+from emulator.core import (
+    ArmError,
+    AsyncOperation,
+    JsonDict,
+    RequestContext,
+    Router,
+    arm_routes,
+    iso,
+    json_response,
+    utc_now,
+)
 from emulator.world import World
 
 API_VERSION = "2026-03-15"
@@ -760,16 +770,7 @@ class CosmosProvider:
         return json_response({"accounts": [a.name for a in accounts], "seconds": float(seconds)})
 
     def register(self, router: Router, control: Router) -> None:
-        def add(method: str, path: str, operation: str, handler: Any, *, mutating: bool = False) -> None:
-            router.add(
-                method,
-                path,
-                operation,
-                handler,
-                mutating=mutating,
-                api_version=API_VERSION,
-                latency_mode="operation" if mutating else "response",
-            )
+        add = arm_routes(router, API_VERSION)
 
         add("GET", ACCOUNT_PATH, "DatabaseAccounts_Get", self.get_account)
         add("HEAD", NAME_PATH, "DatabaseAccounts_CheckNameExists", self.check_name_exists)

@@ -48,7 +48,17 @@ from domain.resource_ids import (
     sql_restorable_dropped_database,
     sql_server,
 )
-from emulator.core import ArmError, AsyncOperation, JsonDict, RequestContext, Router, iso, json_response, utc_now
+from emulator.core import (
+    ArmError,
+    AsyncOperation,
+    JsonDict,
+    RequestContext,
+    Router,
+    arm_routes,
+    iso,
+    json_response,
+    utc_now,
+)
 from emulator.providers.cosmos import display_region, normalize_region
 from emulator.world import World
 
@@ -838,16 +848,7 @@ class SqlProvider:
         return json_response({"failover_group": groups[0].name, "seconds": float(seconds)})
 
     def register(self, router: Router, control: Router) -> None:
-        def add(method: str, path: str, operation: str, handler: Any, *, mutating: bool = False) -> None:
-            router.add(
-                method,
-                path,
-                operation,
-                handler,
-                mutating=mutating,
-                api_version=API_VERSION,
-                latency_mode="operation" if mutating else "response",
-            )
+        add = arm_routes(router, API_VERSION)
 
         add("GET", SERVER_PATH + "/failoverGroups", "FailoverGroups_ListByServer", self.list_groups)
         add("GET", GROUP_PATH, "FailoverGroups_Get", self.get_group)
