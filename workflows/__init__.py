@@ -5,5 +5,6 @@ from __future__ import annotations
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.repin import RepinTenantsWorkflow
+from workflows.restore import TenantRestoreWorkflow
 
-WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow, FailbackWorkflow)
+WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow, FailbackWorkflow, TenantRestoreWorkflow)

@@ -1,0 +1,285 @@
+"""TenantRestoreWorkflow's orchestration on the time-skipping test server, with faked Blob/SQL/Cosmos
+activities and the real manifest, approval and evidence cryptography."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.api.enums.v1 import EventType, IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.integrity import INTEGRITY_ERROR_TYPE, sign_approval
+from domain.messages.integrity import APPROVE, Approval
+from domain.messages.restore import (
+    MODE_PRODUCTION,
+    MODE_SANDBOX,
+    OUTCOME_SANDBOX,
+    OUTCOME_TIMED_OUT,
+    RestoreInput,
+    RestoreResult,
+    RestoreStatus,
+)
+from starters.stack import SEARCH_ATTRIBUTES
+from tests.conftest import venv_binary
+from tests.workflows.restore_fakes import CREATED_AT, RECOVERY_POINT, TENANT, FakeRestoreWorld
+from workflows import WORKFLOWS
+from workflows.restore import AWAITING_APPROVAL, PROOF_FAILURES, TenantRestoreWorkflow
+
+Handle = WorkflowHandle[Any, RestoreResult]
+
+
+@asynccontextmanager
+async def worker(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str) -> AsyncIterator[None]:
+    async with Worker(env.client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=world.activities()):
+        yield
+
+
+async def start(env: WorkflowEnvironment, task_queue: str, **kwargs: Any) -> Handle:
+    fields: dict[str, Any] = {"recovery_point_id": RECOVERY_POINT, "requested_by": "alice"} | kwargs
+    inp = RestoreInput(plan="local", tenant_id=TENANT, **fields)
+    return await env.client.start_workflow(
+        TenantRestoreWorkflow.run, inp, id=f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+    )
+
+
+async def status(handle: Handle) -> RestoreStatus:
+    current: RestoreStatus = await handle.query("status", result_type=RestoreStatus)
+    return current
+
+
+async def wait_phase(handle: Handle, *phases: str) -> RestoreStatus:
+    current = None
+    for _ in range(400):
+        current = await status(handle)
+        if current.phase in phases:
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"phase never reached {phases}; last {current.phase if current else None}")
+
+
+async def signed(
+    env: WorkflowEnvironment,
+    handle: Handle,
+    key: Ed25519PrivateKey,
+    approver: str,
+    *,
+    decision: str = APPROVE,
+    hours: float = 1,
+    **override: str,
+) -> Approval:
+    """An approval as `drctl restore approve` makes it, for this workflow's recovery point and verification."""
+    current = await status(handle)
+    assert current.verification_digest is not None
+    fields = {
+        "workflow_id": handle.id,
+        "recovery_point_id": RECOVERY_POINT,
+        "verification_digest": current.verification_digest,
+    } | override
+    return sign_approval(
+        key,
+        decision=decision,
+        approver=approver,
+        expires_at=await env.get_current_time() + dt.timedelta(hours=hours),
+        **fields,
+    )
+
+
+async def refused(handle: Handle, approval: Approval) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update("approve", approval)
+    assert isinstance(err.value.cause, ApplicationError)
+    return err.value.cause.message
+
+
+async def accepted_updates(handle: Handle) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+
+
+def failure(err: pytest.ExceptionInfo[WorkflowFailureError]) -> ApplicationError:
+    assert isinstance(err.value.cause, ApplicationError)
+    return err.value.cause
+
+
+TAMPERINGS: dict[str, tuple[Callable[[FakeRestoreWorld], object], str]] = {
+    "flipped byte": (lambda w: w.flip_byte(w.package_blobs()[1]), "segments/2026112808-0001.jsonl.gz"),
+    "missing package": (lambda w: w.backups.pop(w.package_blobs()[2]), "segments/2026112808-0002.jsonl.gz"),
+    "other key": (lambda w: w.resign_with_other_key(), "unknown key"),
+    "bad Merkle root": (lambda w: w.corrupt_merkle_root(), "Merkle root"),
+}
+
+
+@pytest.fixture(scope="module")
+async def metrics_env() -> AsyncIterator[tuple[WorkflowEnvironment, MetricBuffer]]:
+    buffer = MetricBuffer(10000)
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    env = await WorkflowEnvironment.start_time_skipping(
+        runtime=runtime, test_server_existing_path=venv_binary("temporal-test-server")
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+        )
+    )
+    try:
+        yield env, buffer
+    finally:
+        await env.shutdown()
+
+
+def proof_failures(buffer: MetricBuffer) -> float:
+    return sum(u.value for u in buffer.retrieve_updates() if u.metric.name == PROOF_FAILURES)
+
+
+class TestIntegrityFailures:
+    @pytest.mark.parametrize("tampering", list(TAMPERINGS))
+    async def test_tampered_recovery_point_is_never_quarantined_or_promoted(
+        self, metrics_env: tuple[WorkflowEnvironment, MetricBuffer], task_queue: str, tampering: str
+    ) -> None:
+        """A flipped byte, missing package, foreign signing key or bad Merkle root fails verification,
+        names what is wrong, copies and promotes nothing, and counts a proof failure."""
+        env, buffer = metrics_env
+        proof_failures(buffer)  # drain earlier updates
+        world = FakeRestoreWorld()
+        tamper, named = TAMPERINGS[tampering]
+        tamper(world)
+        async with worker(env, world, task_queue):
+            handle = await start(env, task_queue, mode=MODE_PRODUCTION)
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+            final = await status(handle)
+        cause = failure(err)
+        assert cause.type == INTEGRITY_ERROR_TYPE
+        assert named in cause.message
+        assert world.of("backups.copy_to_quarantine") == []
+        assert world.of("backups.promote") == []
+        assert world.quarantine == {}
+        assert world.of("sql.restore_database_pitr") == []
+        assert proof_failures(buffer) == 1
+        assert final.phase == "failed"
+        assert final.verification_ok is False
+        assert world.evidence, "a failed restore still leaves its evidence pack"
+
+
+class TestApprovals:
+    async def test_status_shows_what_an_approver_needs(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """While awaiting approval the status names the tenant, recovery point, verification and validation."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            current = await wait_phase(handle, AWAITING_APPROVAL)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()  # its cleanup runs before the worker goes
+        assert current.tenant_id == TENANT
+        assert current.recovery_point is not None
+        assert current.recovery_point.recovery_point_id == RECOVERY_POINT
+        assert current.verification_ok is True
+        assert current.verification_digest
+        assert all(p.verified for p in current.packages)
+        assert current.validation is not None
+        assert current.validation.ok
+        assert current.approvals_required == 2
+        assert set(current.approvers) == {"alice", "bob", "carol"}
+        assert current.approval_deadline
+
+
+class TestNoPromotion:
+    async def test_sandbox_never_promotes(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """A sandbox restore verifies, quarantines, restores the databases and validates, then cleans up unpromoted."""
+        world = FakeRestoreWorld()
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            result = await handle.result()
+        assert result.outcome == OUTCOME_SANDBOX
+        assert world.of("backups.promote") == []
+        assert world.live == before
+        assert world.quarantine == {}
+        assert len(world.of("backups.copy_to_quarantine")) == 3
+        assert result.evidence_blob == f"evidence/{handle.id}.json"
+
+    async def test_approval_timeout_cleans_up(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """With no decision within 72 hours the restore cleans up and promotes nothing."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            began = await time_env.get_current_time()
+            result = await handle.result()
+            ended = await time_env.get_current_time()
+        assert result.outcome == OUTCOME_TIMED_OUT
+        assert ended - began >= dt.timedelta(hours=72)
+        assert world.of("backups.promote") == []
+        assert world.quarantine == {}
+
+
+class TestDatabaseRestores:
+    async def test_sql_and_cosmos_restores_target_the_recovery_points_time(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """The projection database and the Cosmos account are restored as of the recovery point into new names."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue)
+            result = await handle.result()
+        (sql,) = world.of("sql.restore_database_pitr")
+        (cosmos,) = world.of("cosmos.restore_account")
+        assert (sql.failover_group, sql.source_database, sql.point_in_time) == (
+            "fog-tenants",
+            "projections",
+            CREATED_AT,
+        )
+        assert sql.target_database != sql.source_database
+        assert cosmos.point_in_time == CREATED_AT
+        assert cosmos.target_account.startswith("cosmos-estate-r")
+        assert result.restored_database == sql.target_database
+
+    async def test_without_a_cosmos_account_only_sql_is_restored(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """A plan without a Cosmos DB account skips that restore."""
+        world = FakeRestoreWorld(cosmos_account=None)
+        async with worker(time_env, world, task_queue):
+            result = await (await start(time_env, task_queue)).result()
+        assert world.of("cosmos.restore_account") == []
+        assert result.restored_cosmos_account is None
+
+
+class TestRequest:
+    async def test_a_bad_request_fails_before_any_activity(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """Both a time and a recovery point, or an unknown mode, are refused with the reason."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, at="2026-11-28T09:00:00Z", mode="live")
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+        message = failure(err).message
+        assert "exactly one of" in message
+        assert "mode must be one of" in message
+        assert world.of("backups.find_recovery_point") == []
+
+    async def test_a_time_in_the_future_fails_clearly(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """The catalog's refusal of a future point in time is the restore's error."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, recovery_point_id=None, at="2030-01-01T00:00:00Z")
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+        assert failure(err).type == "PointInTimeInFuture"
+        assert "in the future" in failure(err).message

@@ -1,0 +1,605 @@
+"""TenantRestoreWorkflow: restore one tenant's data from a verified recovery point through a read-only
+quarantine, with the projection database (and Cosmos DB account) restored beside it, validated, and
+in production mode promoted only after signed approvals. Every run leaves a signed evidence pack."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.integrity import INTEGRITY_ERROR_TYPE, verification_digest, verify_approval
+    from domain.messages.backups import (
+        CleanupQuarantineInput,
+        CleanupQuarantineResult,
+        CopyToQuarantineInput,
+        CopyToQuarantineResult,
+        FindRecoveryPointInput,
+        FindRecoveryPointResult,
+        PromoteInput,
+        PromoteResult,
+        RecoveryPoint,
+        SealQuarantineInput,
+        SealQuarantineResult,
+        VerifyManifestInput,
+        VerifyManifestResult,
+        VerifyPackageInput,
+        VerifyPackageResult,
+    )
+    from domain.messages.cosmos import RestoreCosmosAccountInput, RestoreCosmosAccountResult
+    from domain.messages.integrity import APPROVE, REJECT, Approval, VerificationResult
+    from domain.messages.progress import DONE, FAILED, RUNNING, SKIPPED
+    from domain.messages.restore import (
+        MODE_PRODUCTION,
+        MODES,
+        OUTCOME_PROMOTED,
+        OUTCOME_REJECTED,
+        OUTCOME_SANDBOX,
+        OUTCOME_TIMED_OUT,
+        VERIFY_POLICIES,
+        ApprovalAccepted,
+        DescribeRestoreInput,
+        EvidenceItem,
+        PackageStatus,
+        RejectRequest,
+        RestoreInput,
+        RestoreResult,
+        RestoreStatus,
+        RestoreTargets,
+        StoreEvidenceInput,
+        StoreEvidenceResult,
+        ValidateQuarantineInput,
+        ValidateQuarantineResult,
+    )
+    from domain.messages.sql import RestoreDatabasePitrInput, RestoreDatabasePitrResult
+    from workflows.common import DR_PLAN, TENANT_ID, Progress, activity_options, error_text, error_type, now_iso
+
+T = TypeVar("T")
+
+AWAITING_APPROVAL = "awaiting-approval"
+PROOF_FAILURES = "backup_proof_failures_total"
+RESTORE_DURATION = "restore_duration_seconds"
+
+
+def _suffix(workflow_id: str) -> str:
+    """A short stable suffix for the names of the databases this restore creates."""
+    return hashlib.sha256(workflow_id.encode()).hexdigest()[:8]
+
+
+@workflow.defn(name="TenantRestoreWorkflow")
+class TenantRestoreWorkflow:
+    @workflow.init
+    def __init__(self, inp: RestoreInput) -> None:
+        self.inp = inp
+        self.progress = Progress(f"Restore of tenant {inp.tenant_id} ({inp.plan}, {inp.mode})")
+        self.started_at = ""
+        self.targets: RestoreTargets | None = None
+        self.point: RecoveryPoint | None = None
+        self.manifest_sha256: str | None = None
+        self.verification: VerificationResult | None = None
+        self.digest: str | None = None
+        self.packages: dict[str, PackageStatus] = {}
+        self.validation: ValidateQuarantineResult | None = None
+        self.approvals: list[Approval] = []
+        self.rejection: RejectRequest | None = None
+        self.deadline: str | None = None
+        self.restored_database: str | None = None
+        self.restored_cosmos: str | None = None
+        self.evidence: list[EvidenceItem] = []
+        self.evidence_blob: str | None = None
+        self.calls: list[str] = []
+        self.error: str | None = None
+
+    # ---- messages -------------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> RestoreStatus:
+        verification = self.verification
+        return RestoreStatus(
+            workflow_id=workflow.info().workflow_id,
+            plan=self.inp.plan,
+            tenant_id=self.inp.tenant_id,
+            mode=self.inp.mode,
+            requested_by=self.inp.requested_by,
+            phase=self.progress.phase,
+            steps=self.progress.table,
+            started_at=self.started_at,
+            recovery_point=self.point,
+            manifest_sha256=self.manifest_sha256,
+            verification_digest=self.digest,
+            verification_ok=None if verification is None else verification.ok,
+            verification_problems=() if verification is None else tuple(str(p) for p in verification.problems),
+            packages=tuple(self.packages.values()),
+            validation=self.validation,
+            approvals_required=self.targets.approvals_required if self.targets else 0,
+            approvers=tuple(a.name for a in self.targets.approvers) if self.targets else (),
+            approvals=tuple(self.approvals),
+            approval_deadline=self.deadline,
+            rejection=self.rejection.reason if self.rejection else None,
+            restored_database=self.restored_database,
+            restored_cosmos_account=self.restored_cosmos,
+            evidence_blob=self.evidence_blob,
+            error=self.error,
+        )
+
+    @workflow.update(name="approve")
+    def approve(self, approval: Approval) -> ApprovalAccepted:
+        self.approvals.append(approval)
+        self._record("approval", dict(self._approval_record(approval)))
+        required = self.targets.approvals_required if self.targets else 0
+        return ApprovalAccepted(
+            approval.approver,
+            len(self.approvals),
+            required,
+            f"approval by {approval.approver} recorded ({len(self.approvals)} of {required})",
+        )
+
+    @approve.validator
+    def _validate_approve(self, approval: Approval) -> None:
+        self._check_decision(approval, APPROVE)
+        if any(a.approver == approval.approver for a in self.approvals):
+            raise ValueError(f"{approval.approver} has already approved this restore")
+
+    @workflow.update(name="reject")
+    def reject(self, request: RejectRequest) -> ApprovalAccepted:
+        self.rejection = request
+        self._record("approval", {**self._approval_record(request.approval), "reason": request.reason})
+        required = self.targets.approvals_required if self.targets else 0
+        return ApprovalAccepted(
+            request.approval.approver,
+            len(self.approvals),
+            required,
+            f"rejected by {request.approval.approver}: the restore cleans up and promotes nothing",
+        )
+
+    @reject.validator
+    def _validate_reject(self, request: RejectRequest) -> None:
+        if not request.reason.strip():
+            raise ValueError("a rejection needs a reason (--reason)")
+        self._check_decision(request.approval, REJECT)
+
+    def _check_decision(self, approval: Approval, decision: str) -> None:
+        """Refuse (by raising, so nothing reaches history) a decision this restore must not accept."""
+        phase = self.progress.phase
+        if self.inp.mode != MODE_PRODUCTION:
+            raise ValueError(f"a {self.inp.mode} restore is never promoted and takes no approvals")
+        if phase != AWAITING_APPROVAL or self.targets is None or self.point is None or self.digest is None:
+            raise ValueError(f"the restore is {phase}: decisions are accepted only while it awaits approval")
+        if self.rejection is not None:
+            raise ValueError(f"the restore was already rejected by {self.rejection.approval.approver}")
+        keys = {a.name: a.public_key for a in self.targets.approvers}
+        who = approval.approver
+        if who not in keys:
+            listed = ", ".join(sorted(keys)) or "none"
+            raise ValueError(f"{who!r} is not an approver of plan {self.inp.plan} (approvers: {listed})")
+        if who == self.inp.requested_by:
+            raise ValueError(f"{who} requested this restore and cannot decide on it")
+        # The Ed25519 check calls into cryptography's native code, which must not run under the
+        # sandbox's restricted proxies; it is a pure function of its arguments.
+        with workflow.unsafe.sandbox_unrestricted():
+            problems = verify_approval(
+                approval,
+                keys[who],
+                workflow.now(),
+                workflow_id=workflow.info().workflow_id,
+                recovery_point_id=self.point.recovery_point_id,
+                verification_digest=self.digest,
+                decision=decision,
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    # ---- the run ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: RestoreInput) -> RestoreResult:
+        self.started_at = now_iso()
+        start = workflow.now()
+        restore_id = workflow.info().workflow_id
+        workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan), TENANT_ID.value_set(inp.tenant_id)])
+        self._declare_steps()
+        self._record("note", {"request": inp})
+        outcome = ""
+        promoted: tuple[str, ...] = ()
+        records = 0
+        try:
+            self._check_request(inp)
+            self.progress.set_phase("locate")
+            self.targets = await self._step(
+                "describe",
+                "restore.describe",
+                DescribeRestoreInput(inp.plan, inp.tenant_id),
+                RestoreTargets,
+                lambda t: f"{t.approvals_required} approval(s) from {len(t.approvers)} approver(s)",
+            )
+            found = await self._step(
+                "locate",
+                "backups.find_recovery_point",
+                FindRecoveryPointInput(inp.plan, inp.tenant_id, inp.at, inp.recovery_point_id),
+                FindRecoveryPointResult,
+                lambda r: f"{r.recovery_point.recovery_point_id} ({len(r.recovery_point.packages)} packages)",
+            )
+            point = self.point = found.recovery_point
+            self.packages = {p.name: PackageStatus(p.name, p.bytes, p.records) for p in point.packages}
+            self.progress.set_phase("verify")
+            await self._verify(inp, point)
+            self.progress.set_phase("quarantine")
+            sealed = await self._quarantine(inp, point, restore_id)
+            records = sealed.records
+            self.progress.set_phase("databases")
+            await asyncio.gather(self._sql(inp, point, restore_id), self._cosmos(inp, point, restore_id))
+            self.progress.set_phase("validate")
+            await self._validate(inp, point, restore_id)
+            if inp.mode != MODE_PRODUCTION:
+                self.progress.mark("approvals", SKIPPED, "sandbox restores are never promoted")
+                self.progress.mark("promote", SKIPPED, "sandbox restores are never promoted")
+                outcome = OUTCOME_SANDBOX
+            else:
+                outcome = await self._await_approvals(inp)
+                if outcome == OUTCOME_PROMOTED:
+                    self.progress.set_phase("promote")
+                    result = await self._step(
+                        "promote",
+                        "backups.promote",
+                        PromoteInput(inp.plan, inp.tenant_id, restore_id),
+                        PromoteResult,
+                        lambda r: (
+                            f"{len(r.promoted)} segment(s) promoted; {len(r.kept)} replaced kept under "
+                            f"replaced/{restore_id}/"
+                        ),
+                    )
+                    promoted = result.promoted
+                    self._record("call", {"promote": result})
+                else:
+                    self.progress.mark("promote", SKIPPED, f"not promoted: {outcome}")
+        except asyncio.CancelledError:
+            self.error = "cancelled"
+            self.progress.set_phase("cancelled")
+            self._record("note", {"cancelled": True})
+            await self._finish(inp, restore_id, start, "cancelled")
+            raise
+        except (ActivityError, ChildWorkflowError, ApplicationError) as err:
+            self.error = error_text(err)
+            self.progress.set_phase("failed")
+            self._record("note", {"failed": self.error})
+            await self._finish(inp, restore_id, start, "failed")
+            raise ApplicationError(
+                f"restore of tenant {inp.tenant_id} (plan {inp.plan}) failed: {self.error}",
+                type=error_type(err) or "RestoreFailed",
+                non_retryable=True,
+            ) from err
+        rto = await self._finish(inp, restore_id, start, outcome)
+        self.progress.set_phase("completed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.point is not None
+        assert self.digest is not None
+        return RestoreResult(
+            workflow_id=restore_id,
+            plan=inp.plan,
+            tenant_id=inp.tenant_id,
+            outcome=outcome,
+            recovery_point_id=self.point.recovery_point_id,
+            verification_digest=self.digest,
+            records=records,
+            approvals=tuple(a.approver for a in self.approvals),
+            promoted=promoted,
+            restored_database=self.restored_database,
+            restored_cosmos_account=self.restored_cosmos,
+            evidence_blob=self.evidence_blob,
+            rto_seconds=rto,
+            calls=tuple(self.calls),
+        )
+
+    # ---- steps ------------------------------------------------------------------------------
+
+    def _declare_steps(self) -> None:
+        for key, title in (
+            ("describe", "Read the plan's restore facts"),
+            ("locate", "Choose the recovery point"),
+            ("verify", "Verify packages, Merkle root and manifest signature"),
+            ("quarantine", "Copy into a read-only quarantine"),
+            ("sql", "SQL point-in-time restore of the projection database"),
+            ("cosmos", "Cosmos DB account restore"),
+            ("validate", "Validate records against the manifest"),
+            ("approvals", "Wait for approvals"),
+            ("promote", "Promote into the live container"),
+            ("evidence", "Write the evidence pack"),
+            ("cleanup", "Remove the quarantine"),
+        ):
+            self.progress.add(key, title)
+
+    @staticmethod
+    def _check_request(inp: RestoreInput) -> None:
+        problems = []
+        if inp.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, not {inp.mode!r}")
+        if inp.verify_policy not in VERIFY_POLICIES:
+            problems.append(f"verify policy must be one of {', '.join(VERIFY_POLICIES)}, not {inp.verify_policy!r}")
+        if bool(inp.at) == bool(inp.recovery_point_id):
+            problems.append("give exactly one of a point in time (--at) or a recovery point id (--recovery-point)")
+        if not inp.requested_by.strip():
+            problems.append("the requester must be named")
+        if not 0 < inp.sample_share <= 1:
+            problems.append(f"the sample share must be in (0, 1], not {inp.sample_share}")
+        if problems:
+            raise ApplicationError("; ".join(problems), type="InvalidInput", non_retryable=True)
+
+    async def _step(
+        self,
+        key: str,
+        activity_name: str,
+        /,
+        arg: Any,
+        result_type: type[T],
+        describe: Callable[[T], str],
+        *,
+        minutes: float = 10,
+    ) -> T:
+        result: T = await self.progress.run(
+            key,
+            lambda: workflow.execute_activity(
+                activity_name, arg, result_type=result_type, **activity_options(minutes, summary=activity_name)
+            ),
+            describe,
+        )
+        self.calls.append(activity_name)
+        return result
+
+    async def _verify(self, inp: RestoreInput, point: RecoveryPoint) -> None:
+        """Stream every package, then check the manifest (signature, Merkle root) against what was measured."""
+        self.progress.mark("verify", RUNNING)
+        try:
+            measured: list[VerifyPackageResult] = await asyncio.gather(
+                *[
+                    workflow.execute_activity(
+                        "backups.verify_package",
+                        VerifyPackageInput(inp.plan, point.recovery_point_id, package),
+                        result_type=VerifyPackageResult,
+                        **activity_options(30, summary=f"verify {package.name}"),
+                    )
+                    for package in point.packages
+                ]
+            )
+            for m in measured:
+                self.packages[m.name] = PackageStatus(
+                    m.name, m.bytes, self.packages[m.name].records, m.verified, m.problem
+                )
+            checked = await workflow.execute_activity(
+                "backups.verify_manifest",
+                VerifyManifestInput(
+                    inp.plan, point.recovery_point_id, tuple(d for m in measured if (d := m.digest) is not None)
+                ),
+                result_type=VerifyManifestResult,
+                **activity_options(5, summary="verify manifest"),
+            )
+        except (ActivityError, ApplicationError) as err:
+            if error_type(err) == INTEGRITY_ERROR_TYPE:
+                self._proof_failed(inp)
+            self.progress.mark("verify", FAILED, error_text(err))
+            raise
+        self.calls.extend(["backups.verify_package"] * len(measured) + ["backups.verify_manifest"])
+        self.manifest_sha256 = checked.manifest_sha256
+        self.verification = checked.verification
+        self.digest = verification_digest(checked.verification)
+        self._record(
+            "verification",
+            {
+                "recovery_point": point.recovery_point_id,
+                "manifest_sha256": checked.manifest_sha256,
+                "verification_digest": self.digest,
+                "packages": [self.packages[p.name] for p in point.packages],
+                "result": checked.verification,
+            },
+        )
+        failed_packages = {m.name for m in measured if m.problem}
+        problems = [m.problem for m in measured if m.problem] + [
+            str(p) for p in checked.verification.problems if p.package not in failed_packages
+        ]
+        if problems:
+            self._proof_failed(inp)
+            message = f"recovery point {point.recovery_point_id} failed verification: {'; '.join(problems)}"
+            self.progress.mark("verify", FAILED, message)
+            raise ApplicationError(message, type=INTEGRITY_ERROR_TYPE, non_retryable=True)
+        self.progress.mark(
+            "verify", DONE, f"{len(measured)} package(s), Merkle root and signature verified ({self.digest[:12]})"
+        )
+
+    def _proof_failed(self, inp: RestoreInput) -> None:
+        workflow.metric_meter().create_counter(
+            PROOF_FAILURES, "recovery points that failed integrity verification"
+        ).add(1, {"plan": inp.plan})
+
+    async def _quarantine(self, inp: RestoreInput, point: RecoveryPoint, restore_id: str) -> SealQuarantineResult:
+        async def copy_all() -> SealQuarantineResult:
+            copies: list[CopyToQuarantineResult] = await asyncio.gather(
+                *[
+                    workflow.execute_activity(
+                        "backups.copy_to_quarantine",
+                        CopyToQuarantineInput(inp.plan, inp.tenant_id, restore_id, point.recovery_point_id, package),
+                        result_type=CopyToQuarantineResult,
+                        **activity_options(30, summary=f"quarantine {package.name}"),
+                    )
+                    for package in point.packages
+                ]
+            )
+            self.calls.extend(["backups.copy_to_quarantine"] * len(copies))
+            sealed: SealQuarantineResult = await workflow.execute_activity(
+                "backups.seal_quarantine",
+                SealQuarantineInput(inp.plan, restore_id, point.packages),
+                result_type=SealQuarantineResult,
+                **activity_options(5, summary="seal quarantine"),
+            )
+            self.calls.append("backups.seal_quarantine")
+            return sealed
+
+        sealed = await self.progress.run(
+            "quarantine", copy_all, lambda s: f"{s.blobs} blob(s), {s.records} records in read-only '{s.container}'"
+        )
+        self._record("step", {"quarantine": sealed})
+        return sealed
+
+    async def _sql(self, inp: RestoreInput, point: RecoveryPoint, restore_id: str) -> None:
+        targets = self.targets
+        assert targets is not None
+        if targets.sql_failover_group is None or targets.sql_database is None:
+            self.progress.mark("sql", SKIPPED, "the plan has no projection database")
+            return
+        request = RestoreDatabasePitrInput(
+            plan=inp.plan,
+            failover_group=targets.sql_failover_group,
+            source_database=targets.sql_database,
+            target_database=f"{targets.sql_database}-{inp.tenant_id}-restore-{_suffix(restore_id)}",
+            point_in_time=point.created_at,
+        )
+        result = await self._step(
+            "sql",
+            "sql.restore_database_pitr",
+            request,
+            RestoreDatabasePitrResult,
+            lambda r: f"{r.database} on {r.server} as of {r.point_in_time}",
+            minutes=60,
+        )
+        self.restored_database = result.database
+        self._record("call", {"sql.restore_database_pitr": request, "result": result})
+
+    async def _cosmos(self, inp: RestoreInput, point: RecoveryPoint, restore_id: str) -> None:
+        targets = self.targets
+        assert targets is not None
+        if targets.cosmos_account is None:
+            self.progress.mark("cosmos", SKIPPED, "the plan has no Cosmos DB account")
+            return
+        request = RestoreCosmosAccountInput(
+            plan=inp.plan,
+            target_account=f"{targets.cosmos_account[:30]}-r{_suffix(restore_id)}",
+            point_in_time=point.created_at,
+        )
+        result = await self._step(
+            "cosmos",
+            "cosmos.restore_account",
+            request,
+            RestoreCosmosAccountResult,
+            lambda r: f"{r.account} from {r.restore_source} as of {r.point_in_time}",
+            minutes=60,
+        )
+        self.restored_cosmos = result.account
+        self._record("call", {"cosmos.restore_account": request, "result": result})
+
+    async def _validate(self, inp: RestoreInput, point: RecoveryPoint, restore_id: str) -> None:
+        result = await self._step(
+            "validate",
+            "restore.validate_quarantine",
+            ValidateQuarantineInput(
+                inp.plan, inp.tenant_id, restore_id, {p.name: p.records for p in point.packages}, inp.sample_share
+            ),
+            ValidateQuarantineResult,
+            lambda r: (
+                f"{r.records} records match the manifest; {r.sampled} sampled record(s) all the tenant's"
+                if r.ok
+                else "; ".join(r.problems)
+            ),
+            minutes=30,
+        )
+        self.validation = result
+        self._record("validation", {"result": result})
+        if not result.ok:
+            self.progress.mark("validate", FAILED, "; ".join(result.problems))
+            raise ApplicationError(
+                f"validation of the restored data failed: {'; '.join(result.problems)}",
+                type="RestoreValidationFailed",
+                non_retryable=True,
+            )
+
+    async def _await_approvals(self, inp: RestoreInput) -> str:
+        targets = self.targets
+        assert targets is not None
+        timeout = timedelta(seconds=inp.approval_timeout_seconds)
+        self.deadline = (workflow.now() + timeout).isoformat().replace("+00:00", "Z")
+        self.progress.mark("approvals", RUNNING, f"{targets.approvals_required} approval(s) needed by {self.deadline}")
+        self.progress.set_phase(AWAITING_APPROVAL)
+        try:
+            await workflow.wait_condition(
+                lambda: len(self.approvals) >= targets.approvals_required or self.rejection is not None,
+                timeout=timeout,
+            )
+        except TimeoutError:
+            self.progress.mark("approvals", FAILED, f"no decision before {self.deadline}: nothing promoted")
+            self._record("note", {"approval_timeout": self.deadline})
+            return OUTCOME_TIMED_OUT
+        if self.rejection is not None:
+            who = self.rejection.approval.approver
+            self.progress.mark("approvals", FAILED, f"rejected by {who}: {self.rejection.reason}")
+            return OUTCOME_REJECTED
+        self.progress.mark("approvals", DONE, "approved by " + ", ".join(a.approver for a in self.approvals))
+        return OUTCOME_PROMOTED
+
+    async def _finish(self, inp: RestoreInput, restore_id: str, start: datetime, outcome: str) -> float:
+        """Remove the quarantine, write the evidence pack and record the duration, whatever the outcome."""
+        await self._best_effort(
+            "cleanup",
+            lambda: self._step(
+                "cleanup",
+                "backups.cleanup_quarantine",
+                CleanupQuarantineInput(inp.plan, restore_id),
+                CleanupQuarantineResult,
+                lambda r: f"quarantine '{r.container}' deleted" if r.deleted else "no quarantine to delete",
+            ),
+        )
+        rto = (workflow.now() - start).total_seconds()
+        workflow.metric_meter().create_histogram_float(
+            RESTORE_DURATION, "time from restore request to its end", "s"
+        ).record(rto, {"plan": inp.plan, "mode": inp.mode, "outcome": outcome})
+        for step in self.progress.table.steps:
+            self._record("step", {"step": step})
+        self._record("note", {"outcome": outcome, "calls": list(self.calls)})
+        stored = await self._best_effort(
+            "evidence",
+            lambda: self._step(
+                "evidence",
+                "restore.store_evidence",
+                StoreEvidenceInput(
+                    plan=inp.plan,
+                    workflow_id=restore_id,
+                    kind="restore",
+                    started_at=self.started_at,
+                    finished_at=now_iso(),
+                    items=tuple(self.evidence),
+                    tenant=inp.tenant_id,
+                    recovery_point=self.point.recovery_point_id if self.point else None,
+                    rto_seconds=rto,
+                ),
+                StoreEvidenceResult,
+                lambda r: f"{r.entries} entries in '{r.container}/{r.blob}', signed by {r.key_id}",
+            ),
+        )
+        if isinstance(stored, StoreEvidenceResult):
+            self.evidence_blob = stored.blob
+        return rto
+
+    async def _best_effort(self, key: str, body: Callable[[], Awaitable[T]]) -> T | None:
+        """Run a closing step; its failure is shown in the step table but does not hide the outcome."""
+        try:
+            return await body()
+        except (ActivityError, ApplicationError) as err:
+            self._record("note", {key: f"failed: {error_text(err)}"})
+            return None
+
+    def _record(self, kind: str, data: dict[str, Any]) -> None:
+        self.evidence.append(EvidenceItem(kind, now_iso(), data))
+
+    @staticmethod
+    def _approval_record(approval: Approval) -> dict[str, str]:
+        return {
+            "approver": approval.approver,
+            "decision": approval.decision,
+            "recovery_point": approval.recovery_point_id,
+            "verification_digest": approval.verification_digest,
+            "expires_at": approval.expires_at,
+            "key_id": approval.key_id,
+            "signature": approval.signature,
+        }
