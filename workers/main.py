@@ -16,11 +16,12 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.azure import AzureConnection, Estates
-from domain.errors import PlanError
+from activities.integrity import KeyMaterialError
+from domain.errors import CatalogError, PlanError
 from domain.plan import DrPlan, load_plan
 from observability.logging import configure_logging, get_logger
 from workers.connection import TemporalSettings, TemporalUnreachable
-from workers.registry import activity_objects, bound_activities, workflows
+from workers.registry import WorkerConfigError, activity_objects, bound_activities, workflows
 
 log = get_logger("dr-worker")
 
@@ -83,9 +84,15 @@ async def run_worker(args: argparse.Namespace, *, stop: asyncio.Event | None = N
         tls_key=args.tls_key,
         tls_ca=args.tls_ca,
     )
+    estates = Estates(plans, AzureConnection.from_env())
+    try:
+        # Built before connecting so that a half-configured worker stops at once with the reason.
+        activities = bound_activities(activity_objects(estates))
+    except BaseException:
+        await estates.close()
+        raise
     runtime = make_runtime(args.metrics)
     client = await settings.connect(runtime)
-    estates = Estates(plans, AzureConnection.from_env())
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -96,7 +103,7 @@ async def run_worker(args: argparse.Namespace, *, stop: asyncio.Event | None = N
                 client,
                 task_queue=settings.task_queue,
                 workflows=workflows(),
-                activities=bound_activities(activity_objects(estates)),
+                activities=activities,
                 activity_executor=executor,
                 max_concurrent_activities=args.max_concurrent_activities,
                 graceful_shutdown_timeout=timedelta(seconds=args.shutdown_grace),
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level)
     try:
         asyncio.run(run_worker(args))
-    except PlanError as exc:
+    except (PlanError, WorkerConfigError, CatalogError, KeyMaterialError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except TemporalUnreachable as exc:

@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
+
 from activities.azure import Estates
+from activities.backups import BackupActivities
 from activities.cosmos import CosmosActivities
 from activities.frontdoor import FrontDoorActivities
 from activities.health import HealthActivities
 from activities.plans import PlanActivities
 from activities.platform import PlatformActivities
 from activities.readiness import ReadinessActivities
+from activities.restore import RestoreActivities
 from activities.servicebus import ServiceBusActivities
 from activities.sql import SqlActivities
+from domain.errors import DrError
 from workflows import WORKFLOWS
 
+log = structlog.get_logger("dr.worker")
 
-def activity_objects(estates: Estates) -> list[object]:
+
+class WorkerConfigError(DrError):
+    """The worker was given part of a configuration it needs whole (named in the message)."""
+
+
+def backup_settings(estates: Estates, env: Mapping[str, str]) -> dict[str, bool]:
+    """Which of the settings backups and restores need are present: Blob Storage, the signing key."""
+    plans = [estates[name].plan for name in estates.names]
+    return {
+        "Blob Storage (DR_BLOB_ENDPOINT or backup.account_url)": bool(estates.connection.blob_account_url)
+        or all(p.backup.account_url for p in plans),
+        "manifest-signing key (DR_SIGNING_KEY or backup.signing_key)": bool(env.get("DR_SIGNING_KEY"))
+        or all(p.backup.signing_key for p in plans),
+    }
+
+
+def recovery_activities(estates: Estates, env: Mapping[str, str] | None = None) -> list[object]:
+    """Backup and restore activities when Blob Storage and a signing key are configured; none when
+    neither is (a failover-only worker); a clear error when only one is, rather than a worker that
+    starts restores it cannot finish."""
+    e = os.environ if env is None else env
+    present = backup_settings(estates, e)
+    if not any(present.values()):
+        log.warning("backups and restores disabled: no Blob Storage and no signing key configured")
+        return []
+    missing = [name for name, ok in present.items() if not ok]
+    if missing:
+        raise WorkerConfigError(
+            f"backups and restores need {' and '.join(missing)}; the other setting is present. "
+            "Set the missing one, or remove both to run a failover-only worker"
+        )
+    backups = BackupActivities.from_env(estates, e)
+    return [backups, RestoreActivities(estates, backups.signing_key)]
+
+
+def activity_objects(estates: Estates, env: Mapping[str, str] | None = None) -> list[object]:
     return [
         FrontDoorActivities(estates),
         ServiceBusActivities(estates),
@@ -27,6 +69,7 @@ def activity_objects(estates: Estates) -> list[object]:
         HealthActivities(estates),
         PlanActivities(estates),
         ReadinessActivities(estates),
+        *recovery_activities(estates, env),
     ]
 
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.repin import RepinTenantsWorkflow
-from workflows.restore import TenantRestoreWorkflow
+from workflows.restore import TenantRestoreWorkflow, UndoPromotionWorkflow
 
-WORKFLOWS: tuple[type, ...] = (FailoverWorkflow, RepinTenantsWorkflow, FailbackWorkflow, TenantRestoreWorkflow)
+WORKFLOWS: tuple[type, ...] = (
+    FailoverWorkflow,
+    RepinTenantsWorkflow,
+    FailbackWorkflow,
+    TenantRestoreWorkflow,
+    UndoPromotionWorkflow,
+)

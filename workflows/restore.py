@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         RecoveryPoint,
         SealQuarantineInput,
         SealQuarantineResult,
+        UndoPromotionInput,
+        UndoPromotionResult,
         VerifyManifestInput,
         VerifyManifestResult,
         VerifyPackageInput,
@@ -603,3 +605,19 @@ class TenantRestoreWorkflow:
             "key_id": approval.key_id,
             "signature": approval.signature,
         }
+
+
+@workflow.defn(name="UndoPromotionWorkflow")
+class UndoPromotionWorkflow:
+    """Give a tenant back the live data a promoted restore replaced (the restore kept it for this)."""
+
+    @workflow.run
+    async def run(self, inp: UndoPromotionInput) -> UndoPromotionResult:
+        workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan), TENANT_ID.value_set(inp.tenant_id)])
+        result: UndoPromotionResult = await workflow.execute_activity(
+            "backups.undo_promotion",
+            inp,
+            result_type=UndoPromotionResult,
+            **activity_options(30, summary=f"undo promotion of {inp.restore_id}"),
+        )
+        return result

@@ -89,8 +89,18 @@ class DevServer:
 class WorkerProcess:
     """A real dr-worker for the local plan, talking to the emulator over HTTPS."""
 
-    def __init__(self, state_dir: Path, temporal: DevServer, emulator: EmulatorHandle, task_queue: str | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        temporal: DevServer,
+        emulator: EmulatorHandle,
+        task_queue: str | None = None,
+        *,
+        extra_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.state_dir = state_dir
+        self.extra_args = extra_args
         self.task_queue = task_queue or f"dr-e2e-{uuid.uuid4().hex[:8]}"
         self.env = os.environ | {
             "TEMPORAL_ADDRESS": temporal.address,
@@ -99,7 +109,7 @@ class WorkerProcess:
             "DR_CA_FILE": emulator.ca_file,
             "DR_OPS_ENDPOINT": emulator.url + "/regions/{region}",
             "DR_POLLING_INTERVAL": "0.1",
-        }
+        } | (extra_env or {})
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -118,6 +128,7 @@ class WorkerProcess:
             f"127.0.0.1:{self.metrics_port}",
             "--shutdown-grace",
             "5",
+            *self.extra_args,
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(

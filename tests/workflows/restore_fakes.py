@@ -4,6 +4,7 @@ tampering is caught exactly as in production."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import gzip
@@ -107,6 +108,7 @@ class FakeRestoreWorld:
     evidence: dict[str, bytes] = field(default_factory=dict)
     catalog: dict[str, RecoveryPoint] = field(default_factory=dict)
     manifests: dict[str, tuple[Manifest, Signature]] = field(default_factory=dict)
+    hold_validation: asyncio.Event | None = None  # set: validation waits for it (to act mid-restore)
 
     def __post_init__(self) -> None:
         self.restore_data = {f"segments/2026112808-{i:04d}.jsonl.gz": segment(TENANT, i) for i in range(3)}
@@ -282,6 +284,8 @@ class FakeRestoreWorld:
         @activity.defn(name="restore.validate_quarantine")
         async def validate(arg: ValidateQuarantineInput) -> ValidateQuarantineResult:
             self.calls.append(("restore.validate_quarantine", arg))
+            if self.hold_validation is not None:
+                await self.hold_validation.wait()
             results = []
             for name, expected in sorted(arg.expected_records.items()):
                 lines = [json.loads(x) for x in gzip.decompress(self.quarantine[arg.restore_id][name]).splitlines()]

@@ -21,12 +21,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.integrity import INTEGRITY_ERROR_TYPE, sign_approval
-from domain.messages.integrity import APPROVE, Approval
+from domain.messages.integrity import APPROVE, REJECT, Approval
 from domain.messages.restore import (
     MODE_PRODUCTION,
     MODE_SANDBOX,
+    OUTCOME_PROMOTED,
+    OUTCOME_REJECTED,
     OUTCOME_SANDBOX,
     OUTCOME_TIMED_OUT,
+    ApprovalAccepted,
+    RejectRequest,
     RestoreInput,
     RestoreResult,
     RestoreStatus,
@@ -283,3 +287,93 @@ class TestRequest:
                 await handle.result()
         assert failure(err).type == "PointInTimeInFuture"
         assert "in the future" in failure(err).message
+
+
+class TestApprovalDecisions:
+    async def test_invalid_approvals_are_refused_and_absent_from_history(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """The requester, an outsider, a repeat, a bad signature, another workflow's or an expired approval
+        is each refused by the validator with its reason and leaves no trace in history; two valid ones promote."""
+        world = FakeRestoreWorld()
+        outsider = Ed25519PrivateKey.generate()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            keys = world.approver_keys
+            bob = await signed(time_env, handle, keys["bob"], "bob")
+            reasons = {
+                "requester": await refused(handle, await signed(time_env, handle, keys["alice"], "alice")),
+                "outsider": await refused(handle, await signed(time_env, handle, outsider, "mallory")),
+                "bad signature": await refused(handle, await signed(time_env, handle, outsider, "carol")),
+                "other workflow": await refused(
+                    handle, await signed(time_env, handle, keys["carol"], "carol", workflow_id="restore-other")
+                ),
+                "expired": await refused(handle, await signed(time_env, handle, keys["carol"], "carol", hours=-1)),
+            }
+            first = await handle.execute_update("approve", bob, result_type=ApprovalAccepted)
+            reasons["twice"] = await refused(handle, bob)
+            assert await accepted_updates(handle) == 1
+            second = await handle.execute_update(
+                "approve", await signed(time_env, handle, keys["carol"], "carol"), result_type=ApprovalAccepted
+            )
+            result = await handle.result()
+        assert "requested this restore" in reasons["requester"]
+        assert "'mallory' is not an approver" in reasons["outsider"]
+        assert "signed with key" in reasons["bad signature"] or "bad signature" in reasons["bad signature"]
+        assert "workflow id 'restore-other'" in reasons["other workflow"]
+        assert "expired" in reasons["expired"]
+        assert "already approved" in reasons["twice"]
+        assert (first.approvals, second.approvals, second.required) == (1, 2, 2)
+        assert result.outcome == OUTCOME_PROMOTED
+        assert result.approvals == ("bob", "carol")
+        (promote,) = world.of("backups.promote")
+        assert promote.restore_id == handle.id
+        assert world.live == world.restore_data
+        assert world.quarantine == {}
+        assert await accepted_updates(handle) == 2
+
+    async def test_rejection_cleans_up_and_promotes_nothing(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """One signed rejection with a reason ends the restore: nothing promoted, quarantine removed."""
+        world = FakeRestoreWorld()
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            decision = await signed(time_env, handle, world.approver_keys["carol"], "carol", decision=REJECT)
+            with pytest.raises(WorkflowUpdateFailedError) as empty:
+                await handle.execute_update("reject", RejectRequest(decision, " "))
+            await handle.execute_update("reject", RejectRequest(decision, "wrong tenant"), result_type=ApprovalAccepted)
+            result = await handle.result()
+        assert isinstance(empty.value.cause, ApplicationError)
+        assert "needs a reason" in empty.value.cause.message
+        assert result.outcome == OUTCOME_REJECTED
+        assert world.of("backups.promote") == []
+        assert world.live == before
+        assert world.quarantine == {}
+
+    async def test_sandbox_restores_take_no_approvals(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """Approving a sandbox restore is refused: sandbox restores are never promoted."""
+        world = FakeRestoreWorld()
+        world.hold_validation = asyncio.Event()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            await wait_phase(handle, "validate")
+            message = await refused(
+                handle,
+                sign_approval(
+                    world.approver_keys["bob"],
+                    workflow_id=handle.id,
+                    recovery_point_id=RECOVERY_POINT,
+                    verification_digest="0" * 64,
+                    decision=APPROVE,
+                    approver="bob",
+                    expires_at=await time_env.get_current_time() + dt.timedelta(hours=1),
+                ),
+            )
+            world.hold_validation.set()
+            result = await handle.result()
+        assert "never promoted" in message
+        assert result.outcome == OUTCOME_SANDBOX
