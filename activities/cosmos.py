@@ -1,4 +1,5 @@
-"""Azure Cosmos DB activities: read the account, move its write region, restore it to a point in time.
+"""Azure Cosmos DB activities: read the account, move its write region, restore it to a point in
+time, and delete a restored account that was not promoted.
 
 Each mutating activity reads first and acts only when the desired state is missing, then waits
 for Azure's long-running operation with ``await_lro`` (heartbeating its continuation token, so a
@@ -7,6 +8,7 @@ retried attempt resumes the same operation instead of starting a second one).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 
@@ -33,12 +35,15 @@ from activities.azure import (
     iso_utc,
     planned_call,
     poll_until,
+    resumed_lro,
     sdk_api_version,
     utc_time,
 )
 from domain.messages.cosmos import (
     CosmosAccountView,
     CosmosRegion,
+    DeleteCosmosAccountInput,
+    DeleteCosmosAccountResult,
     GetCosmosAccountInput,
     RestoreCosmosAccountInput,
     RestoreCosmosAccountResult,
@@ -48,6 +53,10 @@ from domain.messages.cosmos import (
 from domain.resource_ids import cosmos_account, resource_action
 
 SUCCEEDED = "Succeeded"
+DELETING = "Deleting"
+# An account answers 412 while another operation holds its lock; a delete waits and tries again.
+BUSY = 412
+DELETE_ATTEMPTS = 3
 RESTORE_WAIT_SECONDS = 4 * 3600.0
 BUSY_WAIT_SECONDS = 900.0
 
@@ -290,6 +299,74 @@ class CosmosActivities:
                 create_update_parameters=parameters,
             )
         return self._restore_result(input, account, restore_source, point, location, created=True)
+
+    @activity.defn(name="cosmos.delete_account")
+    async def delete_account(self, input: DeleteCosmosAccountInput) -> DeleteCosmosAccountResult:
+        """Delete the account ``account`` (a restore's copy that was not promoted); one already gone is
+        a no-op. Refuses the plan's own account."""
+        clients = self._estates[input.plan]
+        plan = clients.plan
+        name = input.account
+        if name.lower() == plan.cosmos.account.lower():
+            raise ApplicationError(
+                f"refusing to delete Cosmos DB account {name!r}: it is plan {plan.name!r}'s own account, "
+                "not a restored copy",
+                type="AccountProtected",
+                non_retryable=True,
+            )
+        account_id = cosmos_account(plan.subscription_id, plan.cosmos.resource_group, name)
+        operation = f"cosmos.delete_account/{name}"
+        resource = _describe(clients, name)
+        deleted = False
+        for attempt in range(1, DELETE_ATTEMPTS + 1):
+            existing = await self._find(clients, name)
+            if existing is None:
+                break
+            state = existing.properties.provisioning_state if existing.properties else None
+            if state == DELETING:
+                activity.logger.info("%s is already being deleted; waiting for it to go", resource)
+                await self._wait_gone(clients, name)
+                break
+            if state != SUCCEEDED:
+                activity.logger.info("%s is %s; waiting for it to settle before deleting it", resource, state)
+                await self._wait_provisioned(clients, name)
+            activity.logger.info("deleting %s", resource)
+            busy = False
+            async with azure_call(resource, "delete"):
+                try:
+                    await await_lro(
+                        operation,
+                        clients.cosmos.database_accounts.begin_delete,
+                        resource_group_name=plan.cosmos.resource_group,
+                        account_name=name,
+                    )
+                except HttpResponseError as err:
+                    # Another operation holds the account's lock: read again and retry.
+                    if err.status_code != BUSY or attempt == DELETE_ATTEMPTS:
+                        raise
+                    busy = True
+            if not busy:
+                deleted = True
+                break
+            await asyncio.sleep(clients.connection.polling_interval)
+        if await self._find(clients, name) is not None:
+            raise ApplicationError(
+                f"delete {resource}: the operation succeeded but Azure still has the account",
+                type="DeleteNotApplied",
+            )
+        if not deleted and resumed_lro(operation) is not None:
+            # A retried attempt whose first try's delete completed meanwhile: report it as this activity's.
+            deleted = True
+        return DeleteCosmosAccountResult(plan=input.plan, account=name, account_id=account_id, deleted=deleted)
+
+    async def _wait_gone(self, clients: AzureClients, name: str) -> None:
+        await poll_until(
+            f"{_describe(clients, name)} to finish being deleted",
+            lambda: self._find(clients, name),
+            lambda found: found is None,
+            interval=clients.connection.polling_interval,
+            timeout=RESTORE_WAIT_SECONDS,
+        )
 
     async def _wait_provisioned(self, clients: AzureClients, name: str) -> DatabaseAccountGetResults:
         return await poll_until(

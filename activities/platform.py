@@ -1,4 +1,5 @@
-"""Platform ops API activities: tenant modes, re-pinning, registry reads and cache warm-up.
+"""Platform ops API activities: tenant modes, re-pinning, registry reads, the database holding a
+tenant's projections, and cache warm-up.
 
 The ops API lives per region (``AzureConnection.ops_url``); each activity calls a gateway in a
 region that is up (the DR region during a failover). Answers are mapped with the same status
@@ -8,6 +9,7 @@ rules as Azure calls: 429 and 5xx are retried, every other error stops at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio import activity
@@ -25,6 +27,7 @@ from activities.azure import (
     utc_time,
 )
 from domain.messages.platform import (
+    DEFAULT_PROJECTION_DATABASE,
     STORE_COSMOS,
     STORE_SQL_PREFIX,
     TENANT_MODES,
@@ -36,6 +39,8 @@ from domain.messages.platform import (
     RepinBatchResult,
     RepinTenantsInput,
     RepinTenantsResult,
+    SetTenantDatabaseInput,
+    SetTenantDatabaseResult,
     SetTenantModeInput,
     SetTenantModeResult,
     TenantRecord,
@@ -45,6 +50,8 @@ from domain.messages.platform import (
 
 # Tenant ids per registry read: keeps the query string well under common URL limits.
 IDS_PER_READ = 100
+# Tenant ids named in a refusal: enough to act on, short enough for an error message.
+IDS_NAMED = 10
 DONE_STATUSES = ("Succeeded", "Failed", "Canceled")
 
 
@@ -64,7 +71,89 @@ def _record(raw: dict[str, Any]) -> TenantRecord:
         mode=str(raw["mode"]),
         residency=str(raw.get("residency", "")),
         allowed_regions=tuple(str(r) for r in raw.get("allowedRegions", ())),
+        projection_database=str(raw.get("projectionDatabase") or DEFAULT_PROJECTION_DATABASE),
     )
+
+
+async def ops_call(
+    clients: AzureClients,
+    gateway: str,
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    action: str,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> Any:
+    """One ops API request to the gateway in ``gateway``; the JSON answer, errors mapped."""
+    target = clients.connection.ops_api(clients.plan, gateway) + path
+    async with azure_call(f"{resource} (ops gateway {gateway})", action):
+        response = await clients.http.request(
+            method, target, params=params, json=body, headers=await clients.ops_headers()
+        )
+        check_http_response(response, f"{resource} (ops gateway {gateway})", action)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise ApplicationError(
+            f"{action} {resource}: the ops gateway in {gateway} answered {response.status_code} without JSON",
+            type="OpsProtocolError",
+            non_retryable=True,
+        ) from None
+
+
+async def ops_call_any(
+    clients: AzureClients,
+    gateways: Sequence[str],
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    action: str,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> tuple[str, Any]:
+    """The same request to each gateway in turn until one answers: (its region, the answer). A
+    gateway that fails retryably (its region down) is skipped; any other error stops at once."""
+    last: ApplicationError | None = None
+    for gateway in gateways:
+        try:
+            answer = await ops_call(
+                clients, gateway, method, path, resource=resource, action=action, params=params, body=body
+            )
+        except ApplicationError as err:
+            if err.non_retryable:
+                raise
+            last = err
+            continue
+        return gateway, answer
+    if last is None:
+        raise invalid_input(f"{action} {resource}: no ops gateway region given")
+    raise last
+
+
+def gateways_for(clients: AzureClients, preferred: str | None = None) -> tuple[str, ...]:
+    """The plan's ops gateways to try: ``preferred`` alone when given, else the plan's regions."""
+    if preferred is not None:
+        return (_plan_region(clients, preferred, "gateway region"),)
+    return clients.plan.regions
+
+
+async def tenants_reading_from(clients: AzureClients, database: str) -> tuple[int, tuple[str, ...]]:
+    """How many tenants the registry maps to ``database`` for their projections, and the first few ids."""
+    _, page = await ops_call_any(
+        clients,
+        gateways_for(clients),
+        "GET",
+        "/tenants",
+        resource=f"tenants whose projections are in database '{database}'",
+        action="list",
+        params={"projectionDatabase": database, "limit": str(IDS_NAMED)},
+    )
+    return int(page["totalCount"]), tuple(str(t["id"]) for t in page["value"])
 
 
 def _check_store(clients: AzureClients, store: str) -> None:
@@ -103,22 +192,9 @@ class PlatformActivities:
         body: dict[str, Any] | None = None,
     ) -> Any:
         """One ops API request to the gateway in ``gateway``; the JSON answer, errors mapped."""
-        target = clients.connection.ops_api(clients.plan, gateway) + path
-        async with azure_call(f"{resource} (ops gateway {gateway})", action):
-            response = await clients.http.request(
-                method, target, params=params, json=body, headers=await clients.ops_headers()
-            )
-            check_http_response(response, f"{resource} (ops gateway {gateway})", action)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ApplicationError(
-                f"{action} {resource}: the ops gateway in {gateway} answered {response.status_code} without JSON",
-                type="OpsProtocolError",
-                non_retryable=True,
-            ) from None
+        return await ops_call(
+            clients, gateway, method, path, resource=resource, action=action, params=params, body=body
+        )
 
     @staticmethod
     def _planned(clients: AzureClients, gateway: str, method: str, path: str, body: dict[str, Any]) -> str:
@@ -286,6 +362,73 @@ class PlatformActivities:
             tenants=tuple(_record(r) for r in page["value"]),
             next_cursor=page.get("nextCursor"),
             total=int(page["totalCount"]),
+        )
+
+    @activity.defn(name="platform.set_tenant_database")
+    async def set_tenant_database(self, request: SetTenantDatabaseInput) -> SetTenantDatabaseResult:
+        """Point the tenant's projections at ``database`` (promotion of a restore, or its undo):
+        reads the registry first and writes only when it differs, conditioned on the value read."""
+        clients = self._estates[request.plan]
+        if not request.database.strip():
+            raise invalid_input("database must be a SQL database name")
+        if not request.reason.strip():
+            raise invalid_input("reason is required: the registry records why every change was made")
+        gateways = gateways_for(clients, request.gateway_region)
+        resource = f"projection database of tenant {request.tenant_id}"
+        gateway, page = await ops_call_any(
+            clients,
+            gateways,
+            "GET",
+            "/tenants",
+            resource=resource,
+            action="read",
+            params={"ids": request.tenant_id, "limit": "1"},
+        )
+        found = [r for r in map(_record, page["value"]) if r.id == request.tenant_id]
+        if not found:
+            raise ApplicationError(
+                f"tenant {request.tenant_id!r} is not in the tenant registry of plan {request.plan!r}",
+                type="TenantNotFound",
+                non_retryable=True,
+            )
+        current = found[0].projection_database
+        if current.lower() == request.database.lower():
+            activity.logger.info("tenant %s already reads its projections from %s", request.tenant_id, current)
+            return SetTenantDatabaseResult(request.plan, request.tenant_id, current, current, changed=False)
+        if request.expected_current is not None and request.expected_current.lower() != current.lower():
+            raise ApplicationError(
+                f"tenant {request.tenant_id!r} reads its projections from {current!r}, not the expected "
+                f"{request.expected_current!r}: refusing to point it at {request.database!r}",
+                type="ProjectionDatabaseChanged",
+                non_retryable=True,
+            )
+        # Conditioned on the value just read: a concurrent change makes the registry answer 409.
+        body = {
+            "tenantId": request.tenant_id,
+            "projectionDatabase": request.database,
+            "reason": request.reason,
+            "expectedCurrent": current,
+        }
+        activity.logger.info(
+            "pointing tenant %s's projections from %s to %s", request.tenant_id, current, request.database
+        )
+        gateway, answer = await ops_call_any(
+            clients,
+            (gateway, *(g for g in gateways if g != gateway)),
+            "POST",
+            "/tenants/database",
+            resource=resource,
+            action=f"set to {request.database!r} the",
+            body=body,
+        )
+        after = str(answer["projectionDatabase"])
+        return SetTenantDatabaseResult(
+            plan=request.plan,
+            tenant_id=request.tenant_id,
+            previous=current,
+            current=after,
+            changed=after.lower() != current.lower(),
+            planned_calls=(self._planned(clients, gateway, "POST", "/tenants/database", body),),
         )
 
     @activity.defn(name="platform.warm_cache")

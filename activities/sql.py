@@ -1,5 +1,5 @@
 """Azure SQL activities: read a failover group, fail it over (planned or forced), restore a
-database to a point in time.
+database to a point in time, and delete a restored database that was not promoted.
 
 Each mutating activity reads first and acts only when the desired state is missing, then waits
 for Azure's long-running operation with ``await_lro`` (heartbeating its continuation token, so a
@@ -32,6 +32,7 @@ from activities.azure import (
     utc_time,
     wire_text,
 )
+from activities.platform import tenants_reading_from
 from domain.messages.sql import (
     FAILOVER_MODES,
     MODE_FORCED,
@@ -40,6 +41,8 @@ from domain.messages.sql import (
     MODE_TRY_PLANNED,
     ROLE_PRIMARY,
     ROLE_SECONDARY,
+    DeleteDatabaseInput,
+    DeleteDatabaseResult,
     FailoverGroupView,
     FailoverSqlGroupInput,
     FailoverSqlGroupResult,
@@ -56,6 +59,8 @@ from domain.resource_ids import ResourceId, resource_action, sql_database, sql_f
 TAG_SOURCE = "dr-restore-source"
 TAG_POINT = "dr-restore-point"
 ONLINE = "Online"
+# Database states a delete waits out (a restore or copy still running) instead of failing on.
+SETTLING = ("Creating", "Restoring", "Copying", "Scaling")
 BUSY = "FailoverGroupBusy"
 RESTORE_WAIT_SECONDS = 4 * 3600.0
 BUSY_WAIT_SECONDS = 900.0
@@ -79,6 +84,15 @@ def _group_spec(clients: AzureClients, name: str) -> FailoverGroupSpec:
     raise invalid_input(f"failover group {name!r} is not in plan {clients.plan.name!r} (groups: {known})")
 
 
+def _server_group(clients: AzureClients, server: str) -> str:
+    """The resource group of one of the plan's SQL servers (named in its failover groups)."""
+    for spec in clients.plan.sql.failover_groups:
+        if any(name.lower() == server.lower() for name in spec.servers.values()):
+            return spec.resource_group
+    known = sorted({name for spec in clients.plan.sql.failover_groups for name in spec.servers.values()})
+    raise invalid_input(f"SQL server {server!r} is not in plan {clients.plan.name!r} (servers: {', '.join(known)})")
+
+
 def _describe(spec: FailoverGroupSpec, server: str) -> str:
     return f"SQL failover group '{spec.name}' on server '{server}' (resource group '{spec.resource_group}')"
 
@@ -90,6 +104,14 @@ def _server_name(resource_id: str | None) -> str | None:
         return ResourceId.parse(resource_id).types_and_names[0][1]
     except ValueError:
         return None
+
+
+def _database_text(group: str, server: str, database: str) -> str:
+    return f"SQL database '{database}' on server '{server}' (resource group '{group}')"
+
+
+def _drop_operation(server: str, database: str) -> str:
+    return f"sql.delete_database/{server}/{database}"
 
 
 def _view(plan: str, spec: FailoverGroupSpec, group: FailoverGroup) -> FailoverGroupView:
@@ -354,6 +376,122 @@ class SqlActivities:
             timeout=RESTORE_WAIT_SECONDS,
             progress=lambda db: {"status": wire_text(db.properties.status if db.properties else None)},
         )
+
+    @activity.defn(name="sql.delete_database")
+    async def delete_database(self, input: DeleteDatabaseInput) -> DeleteDatabaseResult:
+        """Delete ``database`` (a restore's copy that was not promoted) from its server, or from every
+        server of ``failover_group``; a database already gone is a no-op. Refuses, before deleting
+        anything, the plan's replicated databases, failover group members and geo-secondaries, and a
+        database the tenant registry maps any tenant's projections to."""
+        clients = self._estates[input.plan]
+        plan = clients.plan
+        protected = {name.lower(): spec.name for spec in plan.sql.failover_groups for name in spec.databases}
+        if input.database.lower() in protected:
+            raise ApplicationError(
+                f"refusing to delete SQL database {input.database!r}: it is one of plan {plan.name!r}'s replicated "
+                f"databases (failover group {protected[input.database.lower()]!r}), a restore's source, not a "
+                "restored copy",
+                type="DatabaseProtected",
+                non_retryable=True,
+            )
+        if input.server is not None:
+            servers: tuple[tuple[str, str], ...] = ((_server_group(clients, input.server), input.server),)
+        elif input.failover_group is not None:
+            spec = _group_spec(clients, input.failover_group)
+            servers = tuple((spec.resource_group, server) for server in spec.servers.values())
+        else:
+            raise invalid_input("delete_database needs the database's server or its failover group")
+
+        found: list[tuple[str, str, Database]] = []
+        for group, server in servers:
+            db = await self._find_database(clients, group, server, input.database)
+            if db is not None:
+                found.append((group, server, db))
+        for group, server, db in found:
+            props = db.properties
+            if props is not None and (props.failover_group_id or props.secondary_type):
+                why = (
+                    f"failover group {ResourceId.parse(props.failover_group_id).name!r}"
+                    if props.failover_group_id
+                    else f"a {wire_text(props.secondary_type)} secondary"
+                )
+                raise ApplicationError(
+                    f"refusing to delete {_database_text(group, server, input.database)}: Azure reports it is in "
+                    f"{why}; only restored copies outside any failover group are deleted",
+                    type="DatabaseProtected",
+                    non_retryable=True,
+                )
+        deleted: list[str] = []
+        if found:
+            count, tenants = await tenants_reading_from(clients, input.database)
+            if count:
+                raise ApplicationError(
+                    f"refusing to delete SQL database {input.database!r}: the tenant registry maps {count} "
+                    f"tenant(s) to it for their projections ({', '.join(tenants)}); point them back first",
+                    type="DatabaseInUse",
+                    non_retryable=True,
+                )
+        for group, server, db in found:
+            if await self._drop(clients, group, server, input.database, db):
+                deleted.append(db.id or sql_database(plan.subscription_id, group, server, input.database))
+        for group, server in servers:
+            # A retried attempt whose first try's delete completed meanwhile: report it as this activity's.
+            if (
+                not any(s == server for _, s, _ in found)
+                and resumed_lro(_drop_operation(server, input.database)) is not None
+            ):
+                deleted.append(sql_database(plan.subscription_id, group, server, input.database))
+        return DeleteDatabaseResult(
+            plan=input.plan,
+            database=input.database,
+            servers=tuple(server for _, server in servers),
+            deleted=tuple(deleted),
+            changed=bool(deleted),
+        )
+
+    async def _find_database(self, clients: AzureClients, group: str, server: str, database: str) -> Database | None:
+        async with azure_call(_database_text(group, server, database), "read"):
+            try:
+                db: Database = await clients.sql.databases.get(
+                    resource_group_name=group, server_name=server, database_name=database
+                )
+            except ResourceNotFoundError:
+                return None
+        return db
+
+    async def _drop(self, clients: AzureClients, group: str, server: str, database: str, db: Database) -> bool:
+        """Delete one database (once its restore has settled) and confirm Azure no longer has it;
+        false when it vanished while settling (someone else deleted it)."""
+        resource = _database_text(group, server, database)
+        status = wire_text(db.properties.status if db.properties else None)
+        if status in SETTLING:
+            activity.logger.info("%s is %s; waiting for it to settle before deleting it", resource, status)
+            settled = await poll_until(
+                f"{resource} to settle before it is deleted",
+                lambda: self._find_database(clients, group, server, database),
+                lambda found: (
+                    found is None or wire_text(found.properties.status if found.properties else None) not in SETTLING
+                ),
+                interval=clients.connection.polling_interval,
+                timeout=RESTORE_WAIT_SECONDS,
+            )
+            if settled is None:
+                return False
+        activity.logger.info("deleting %s", resource)
+        async with azure_call(resource, "delete"):
+            await await_lro(
+                _drop_operation(server, database),
+                clients.sql.databases.begin_delete,
+                resource_group_name=group,
+                server_name=server,
+                database_name=database,
+            )
+        if await self._find_database(clients, group, server, database) is not None:
+            raise ApplicationError(
+                f"delete {resource}: the operation succeeded but Azure still has the database",
+                type="DeleteNotApplied",
+            )
+        return True
 
     @staticmethod
     def _restore_result(

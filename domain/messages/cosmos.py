@@ -69,3 +69,20 @@ class RestoreCosmosAccountResult:
     point_in_time: str  # ISO 8601 UTC, as requested
     provisioning_state: str
     created: bool  # false when an earlier attempt had already restored it
+
+
+@dataclass(frozen=True)
+class DeleteCosmosAccountInput:
+    """Desired state: the account ``account`` (in the plan's Cosmos resource group) no longer
+    exists. Refused for the plan's own account."""
+
+    plan: str
+    account: str
+
+
+@dataclass(frozen=True)
+class DeleteCosmosAccountResult:
+    plan: str
+    account: str
+    account_id: str
+    deleted: bool  # false when it was already gone

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 MODE_READ_WRITE = "read-write"
 MODE_READ_ONLY = "read-only"
 TENANT_MODES = (MODE_READ_WRITE, MODE_READ_ONLY)
+# The shared database holding every tenant's projections until a restore points a tenant elsewhere.
+DEFAULT_PROJECTION_DATABASE = "projections"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class TenantRecord:
     mode: str
     residency: str
     allowed_regions: tuple[str, ...] = ()
+    projection_database: str = DEFAULT_PROJECTION_DATABASE
 
 
 @dataclass(frozen=True)
@@ -164,3 +167,30 @@ class DataLossWindowResult:
     last_heartbeat_at: str  # ISO 8601 UTC: the newest heartbeat that survived
     at: str  # ISO 8601 UTC, as given
     seconds: float  # max(0, at - last_heartbeat_at): the effective RPO
+
+
+@dataclass(frozen=True)
+class SetTenantDatabaseInput:
+    """Desired state: the registry maps ``tenant_id`` to ``database`` for its projections.
+
+    ``expected_current`` guards against a concurrent change: when given, the registry is changed
+    only if it still maps the tenant to that database (the activity refuses otherwise). The call
+    goes to ``gateway_region``'s ops gateway, else to the first of the plan's regions that answers.
+    """
+
+    plan: str
+    tenant_id: str
+    database: str
+    reason: str
+    expected_current: str | None = None
+    gateway_region: str | None = None
+
+
+@dataclass(frozen=True)
+class SetTenantDatabaseResult:
+    plan: str
+    tenant_id: str
+    previous: str  # the mapping read before acting (equal to current when nothing changed)
+    current: str
+    changed: bool
+    planned_calls: tuple[str, ...] = ()  # the mutating call issued, if any

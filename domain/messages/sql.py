@@ -95,3 +95,27 @@ class RestoreDatabasePitrResult:
     point_in_time: str  # ISO 8601 UTC, as requested
     status: str
     created: bool  # false when an earlier attempt had already restored it
+
+
+@dataclass(frozen=True)
+class DeleteDatabaseInput:
+    """Desired state: ``database`` no longer exists on ``server`` or, when only ``failover_group``
+    is given, on any of that group's servers (one of the two is required).
+
+    Refused, before any change, for the plan's replicated databases, for any database Azure reports
+    in a failover group or as a geo-secondary, and for a database a tenant's projections point at.
+    """
+
+    plan: str
+    database: str
+    server: str | None = None
+    failover_group: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteDatabaseResult:
+    plan: str
+    database: str
+    servers: tuple[str, ...]  # the servers looked at
+    deleted: tuple[str, ...]  # resource ids of the copies this activity deleted; empty: already gone
+    changed: bool

@@ -14,6 +14,12 @@ and ``location`` (``.../operationResults/{id}``); polls answer ``{"status":"Dequ
 ``{"status":"Succeeded"}``. ``failoverPriorityChange``, ``offlineRegion`` and ``onlineRegion``
 answer 202 with both headers on the ``operationsStatus`` URL, as their examples do.
 
+An account DELETE (``DatabaseAccounts_Delete``; the SDK accepts 202 and 204) answers 202 with
+``azure-asyncoperation`` (``.../operationsStatus/{id}``) and ``location``
+(``.../operationResults/{id}``) as the account PUT does, with the account reading
+``provisioningState: Deleting`` until the operation completes; an account that does not exist
+answers 204. A deleted continuous-backup account stays restorable until its window ends.
+
 Rules enforced: a failover priority change must list every region of the account exactly once
 with priorities 0..n-1 (else 400 ``BadRequest``) and takes effect when the operation completes
 (the write region is priority 0); a restore needs ``restoreParameters`` naming a restorable
@@ -57,6 +63,7 @@ LOCATIONS = "/subscriptions/{subscriptionId}/providers/Microsoft.DocumentDB/loca
 RESTORABLE_LIST = "/subscriptions/{subscriptionId}/providers/Microsoft.DocumentDB/restorableDatabaseAccounts"
 
 CREATE = "DatabaseAccounts_CreateOrUpdate"
+DELETE = "DatabaseAccounts_Delete"
 PRIORITY_CHANGE = "DatabaseAccounts_FailoverPriorityChange"
 OFFLINE = "DatabaseAccounts_OfflineRegion"
 ONLINE = "DatabaseAccounts_OnlineRegion"
@@ -325,7 +332,9 @@ class CosmosProvider:
             "id": f"{account.name}-{region.name}",
             "locationName": display_region(region.name),
             "documentEndpoint": f"https://{account.name}-{region.name}.documents.azure.com:443/",
-            "provisioningState": "Creating" if account.provisioning_state == "Creating" else "Succeeded",
+            "provisioningState": (
+                account.provisioning_state if account.provisioning_state in ("Creating", "Deleting") else "Succeeded"
+            ),
             "failoverPriority": region.priority,
             "isZoneRedundant": False,
         }
@@ -659,6 +668,35 @@ class CosmosProvider:
         op = self._start(ctx, account, "CreateDatabaseAccount", apply)
         return json_response(answer, 200, self._headers(ctx, account, op, result_url=True))
 
+    async def delete_account(self, ctx: RequestContext) -> web.StreamResponse:
+        self._check_subscription(ctx)
+        p = ctx.params
+        key = self._key(p["subscriptionId"], p["resourceGroupName"], p["accountName"])
+        account = self.accounts.get(key)
+        if account is None:
+            return json_response(None, 204)
+        self._busy(account)
+        account.provisioning_state = "Deleting"
+
+        def apply() -> None:
+            if self.accounts.get(key) is account:
+                del self.accounts[key]
+            if account.continuous_backup:
+                self.retired.append(
+                    RestorableAccount(
+                        subscription=account.subscription,
+                        account_name=account.name,
+                        location=account.location,
+                        instance_id=account.instance_id,
+                        created=account.created,
+                        regions=[Region(r.name, r.priority, instance_id=r.instance_id) for r in account.regions],
+                        deleted=utc_now(),
+                    )
+                )
+
+        op = self._start(ctx, account, "DeleteDatabaseAccount", apply)
+        return json_response(None, 202, self._headers(ctx, account, op, result_url=True))
+
     @staticmethod
     def _backup_policy(requested: Any, mode: str) -> JsonDict:
         """The request's policy; else Azure's default (periodic), continuous for a restore's target."""
@@ -775,6 +813,7 @@ class CosmosProvider:
         add("GET", ACCOUNT_PATH, "DatabaseAccounts_Get", self.get_account)
         add("HEAD", NAME_PATH, "DatabaseAccounts_CheckNameExists", self.check_name_exists)
         add("PUT", ACCOUNT_PATH, CREATE, self.create_or_update, mutating=True)
+        add("DELETE", ACCOUNT_PATH, DELETE, self.delete_account, mutating=True)
         add(
             "POST",
             ACCOUNT_PATH + "/failoverPriorityChange",

@@ -5,7 +5,14 @@ registry behind them is global). A gateway in a down region answers 503. Errors 
 ``{"error": {"code", "message"}}``. Request shapes are the ops runbook's:
 
 - ``POST /ops/v1/tenants/mode {homeRegion | tenantIds, mode, reason}`` -> counts
-- ``GET  /ops/v1/tenants?homeRegion=&servingRegion=&mode=&ids=&cursor=&limit=`` -> a page
+- ``GET  /ops/v1/tenants?homeRegion=&servingRegion=&mode=&projectionDatabase=&ids=&cursor=&limit=``
+  -> a page
+- ``POST /ops/v1/tenants/database {tenantId, projectionDatabase, reason, expectedCurrent?}`` ->
+  ``{tenantId, previous, projectionDatabase, changed}``: which database holds the tenant's
+  projections (default ``projections``, the shared one; a promoted restore points one tenant at its
+  restored copy). Setting the current value changes nothing; otherwise ``expectedCurrent``, when
+  given, must match the current value (else 409 ``ProjectionDatabaseChanged``), and the database
+  must be Online on a SQL server of the tenant's plan (else 409 ``DatabaseUnavailable``)
 - ``POST /ops/v1/tenants/repin {tenantIds, targetRegion, reason}`` -> moved/unchanged, or 409
   naming the tenants whose residency policy forbids the target (nothing moves then)
 - ``POST /ops/v1/cache/warmup {region, scope?}`` -> 202 + ``Operation-Location``;
@@ -27,6 +34,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from domain.messages.platform import DEFAULT_PROJECTION_DATABASE
 from emulator.core import ArmError, JsonDict, RequestContext, Router, iso, json_response, utc_now
 from emulator.providers.cosmos import CosmosProvider
 from emulator.providers.sql import SqlProvider
@@ -38,6 +46,7 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 WARMUP = "Ops_CacheWarmup"
 HEARTBEAT = "Ops_ReplicationHeartbeat"
+SET_PROJECTION_DATABASE = "Ops_SetTenantProjectionDatabase"
 T = TypeVar("T")
 SQL_STORE = "sql:"
 COSMOS_STORE = "cosmos"
@@ -54,6 +63,7 @@ class TenantEntry:
     allowed_regions: tuple[str, ...]
     updated_at: str
     reason: str = ""
+    projection_database: str = DEFAULT_PROJECTION_DATABASE
 
     def render(self) -> JsonDict:
         return {
@@ -63,6 +73,7 @@ class TenantEntry:
             "mode": self.mode,
             "residency": self.residency,
             "allowedRegions": list(self.allowed_regions),
+            "projectionDatabase": self.projection_database,
             "updatedAt": self.updated_at,
         }
 
@@ -251,6 +262,10 @@ class PlatformProvider:
             if query["mode"] not in MODES:
                 raise _error(400, "InvalidRequest", f"'mode' must be one of {', '.join(MODES)}.")
             rows = [t for t in rows if t.mode == query["mode"]]
+        if "projectionDatabase" in query:
+            # SQL database names are case-insensitive.
+            database = query["projectionDatabase"].lower()
+            rows = [t for t in rows if t.projection_database.lower() == database]
         if "ids" in query:
             wanted = {i for i in query["ids"].split(",") if i}
             rows = [t for t in rows if t.id in wanted]
@@ -269,6 +284,56 @@ class PlatformProvider:
                 "nextCursor": _encode_cursor(next_offset) if next_offset < len(rows) else None,
                 "totalCount": len(rows),
             }
+        )
+
+    async def set_projection_database(self, ctx: RequestContext) -> web.StreamResponse:
+        self._gateway(ctx)
+        body = self._body(ctx)
+        tenant_id = body.get("tenantId")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise _error(400, "InvalidRequest", "'tenantId' must be a tenant id.")
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            raise _error(404, "TenantNotFound", f"Unknown tenant id(s): {tenant_id}.")
+        database = body.get("projectionDatabase")
+        if not isinstance(database, str) or not database.strip() or "/" in database or len(database) > 128:
+            raise _error(
+                400, "InvalidRequest", "'projectionDatabase' must be a SQL database name (1 to 128 characters, no '/')."
+            )
+        database = database.strip()
+        expected = body.get("expectedCurrent")
+        if expected is not None and not isinstance(expected, str):
+            raise _error(400, "InvalidRequest", "'expectedCurrent' must be a database name or null.")
+        reason = self._reason(body)
+        previous = tenant.projection_database
+        answer: JsonDict = {"tenantId": tenant.id, "previous": previous, "projectionDatabase": previous}
+        if previous.lower() == database.lower():
+            return json_response(answer | {"changed": False})
+        if expected is not None and expected.lower() != previous.lower():
+            raise _error(
+                409,
+                "ProjectionDatabaseChanged",
+                f"Tenant '{tenant.id}' reads its projections from '{previous}', not the expected '{expected}'; "
+                "nothing was changed.",
+            )
+        if not self._database_online(tenant.plan, database):
+            raise _error(
+                409,
+                "DatabaseUnavailable",
+                f"Cannot point tenant '{tenant.id}' at database '{database}': no SQL server of plan "
+                f"'{tenant.plan}' holds an Online database of that name.",
+            )
+        tenant.projection_database = database
+        tenant.updated_at = iso(utc_now())
+        tenant.reason = reason
+        return json_response(answer | {"projectionDatabase": database, "changed": True})
+
+    def _database_online(self, plan: str, name: str) -> bool:
+        sql = self._peer("sql", SqlProvider)
+        servers = {s.key for g in sql.groups if g.plan == plan for s in g.servers.values()}
+        return any(
+            db.server.key in servers and db.name.lower() == name.lower() and db.is_available
+            for db in sql.databases.values()
         )
 
     async def repin(self, ctx: RequestContext) -> web.StreamResponse:
@@ -421,6 +486,13 @@ class PlatformProvider:
         router.add("POST", BASE + "/tenants/mode", "Ops_SetTenantMode", self.set_mode, mutating=True)
         router.add("GET", BASE + "/tenants", "Ops_GetTenants", self.list_tenants)
         router.add("POST", BASE + "/tenants/repin", "Ops_RepinTenants", self.repin, mutating=True)
+        router.add(
+            "POST",
+            BASE + "/tenants/database",
+            SET_PROJECTION_DATABASE,
+            self.set_projection_database,
+            mutating=True,
+        )
         router.add("POST", BASE + "/cache/warmup", WARMUP, self.warmup, mutating=True, latency_mode="operation")
         router.add("GET", BASE + "/cache", "Ops_GetCacheStatus", self.cache_status)
         router.add("GET", BASE + "/operations/{operationId}", "Ops_GetOperation", self.get_operation)
@@ -429,12 +501,15 @@ class PlatformProvider:
     def snapshot(self) -> JsonDict:
         modes: dict[str, int] = {}
         serving: dict[str, int] = {}
+        databases: dict[str, int] = {}
         for tenant in self.tenants.values():
             modes[tenant.mode] = modes.get(tenant.mode, 0) + 1
+            databases[tenant.projection_database] = databases.get(tenant.projection_database, 0) + 1
             serving[tenant.serving_region] = serving.get(tenant.serving_region, 0) + 1
         return {
             "tenants": {t.id: t.render() for t in self.tenants.values()},
             "modes": modes,
             "servingRegions": serving,
+            "projectionDatabases": databases,
             "caches": {name: cache.render() for name, cache in self.caches.items()},
         }

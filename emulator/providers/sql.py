@@ -24,6 +24,13 @@ Rules enforced, with the codes listed in the 2025-01-01 specs' error tables:
   geo-secondary (``RestoreNotSupportedForGeoDrSecondary``), point in ``[earliestRestoreDate, now]``
   (``InvalidPointInTime``); restores of dropped databases and LTR backups check their sources.
 
+A database DELETE (``Databases_Delete``, an LRO with ``final-state-via: location``) answers 202
+with ``{"operation":"DropLogicalDatabase","startTime"}`` and both headers as the creates do, or 204
+when the database does not exist; the dropped database becomes a restorable dropped database. A
+failover group's database answers 409 ``InvalidDatabaseStateForOperation`` (it has to leave the
+group first), one still being created 409 ``OperationInterrupted``; a DELETE while the database's
+drop runs answers 202 on that same operation.
+
 Choices where Azure gives no single answer: ARM is global, so reads keep answering while a region
 is down; a mutation on a server in a down region (a create, a delete, a failover onto it) answers
 503 ``ServiceUnavailable``. Create modes other than Default, PointInTimeRestore, Restore and
@@ -87,6 +94,7 @@ FORCE_FAILOVER = "FailoverGroups_ForceFailoverAllowDataLoss"
 TRY_PLANNED_FAILOVER = "FailoverGroups_TryPlannedBeforeForcedFailover"
 CREATE_DATABASE = "Databases_CreateOrUpdate"
 DELETE_DATABASE = "Databases_Delete"
+DROP_OPERATION = "DropLogicalDatabase"
 
 DEFAULT_LAG_SECONDS = 5.0
 PITR_RETENTION = dt.timedelta(days=7)
@@ -173,6 +181,7 @@ class Database:
     sku: JsonDict = field(default_factory=lambda: dict(SKU))
     failover_group: FailoverGroup | None = None
     create_request: JsonDict | None = None
+    dropping: AsyncOperation | None = None
 
     @property
     def id(self) -> str:
@@ -185,6 +194,15 @@ class Database:
 
     def earliest_restore(self) -> dt.datetime:
         return max(self.created, utc_now() - PITR_RETENTION)
+
+    @property
+    def is_dropping(self) -> bool:
+        return self.dropping is not None and self.dropping.poll() == "InProgress"
+
+    @property
+    def is_available(self) -> bool:
+        """Online and not being dropped: something an application may be pointed at."""
+        return self.status == "Online" and not self.is_dropping
 
 
 @dataclass
@@ -616,6 +634,12 @@ class SqlProvider:
                 f"A restore request with the same target database name '{name}' on server '{server.name}' "
                 "already exists.",
             )
+        if existing is not None and existing.is_dropping:
+            raise ArmError(
+                409,
+                "OperationInterrupted",
+                f"Database '{name}' on server '{server.name}' is being dropped; retry when the drop has completed.",
+            )
         if existing is not None and mode != "Default":
             raise ArmError(
                 400, "DatabaseNameInUse", f"Database '{name}' already exists. Choose a different database name."
@@ -766,6 +790,8 @@ class SqlProvider:
         db = self._find_database(server, ctx.params["databaseName"])
         if db is None:
             return json_response(None, 204)
+        if db.dropping is not None and db.is_dropping:
+            return self._accepted(ctx, db.dropping, DROP_OPERATION, server.region, kind="database", scoped=True)
         if db.failover_group is not None:
             raise ArmError(
                 409,
@@ -774,17 +800,25 @@ class SqlProvider:
                 "remove it from the group first.",
             )
         if db.status != "Online":
-            raise ArmError(409, "OperationInterrupted", f"Database '{db.name}' is still being created.")
+            raise ArmError(
+                409,
+                "OperationInterrupted",
+                f"Database '{db.name}' is still being created (status {db.status}); retry when it is Online.",
+            )
         if self._down(server.region):
             raise self._unavailable(server)
+        key = (*server.key, db.name.lower())
 
         def apply() -> None:
-            self.databases.pop((*server.key, db.name.lower()), None)
+            if self.databases.get(key) is db:
+                del self.databases[key]
             dropped = DroppedDatabase(server, db.name, db.database_id, db.created, utc_now(), dict(db.sku))
             self.dropped[(*server.key, dropped.dropped_name.lower())] = dropped
 
-        op = self.world.operations.start("DropLogicalDatabase", self.world.latencies.get(ctx.operation), apply=apply)
-        return self._accepted(ctx, op, "DropLogicalDatabase", server.region, kind="database", scoped=True)
+        op = self.world.operations.start(DROP_OPERATION, self.world.latencies.get(ctx.operation), apply=apply)
+        if op.status == "InProgress":
+            db.dropping = op
+        return self._accepted(ctx, op, DROP_OPERATION, server.region, kind="database", scoped=True)
 
     # ---------------------------------------------------- backups and dropped
     async def get_dropped(self, ctx: RequestContext) -> web.StreamResponse:
@@ -906,6 +940,7 @@ class SqlProvider:
                     "tags": dict(db.tags),
                     "failover_group": db.failover_group.name if db.failover_group else None,
                     "geo_secondary": db.is_geo_secondary,
+                    "dropping": db.is_dropping,
                     "create_request": db.create_request,
                 }
                 for db in self.databases.values()

@@ -9,13 +9,16 @@ purpose are listed with the reason next to each ignore set.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from azure.mgmt.cosmosdb.aio.operations import DatabaseAccountsOperations
 
 from domain.plan import DrPlan
 from emulator.providers.cosmos import ACCOUNT_PATH, API_VERSION, LOCATIONS, RESTORABLE_LIST
@@ -228,3 +231,91 @@ class TestRestorableAccounts:
         assert answer.status == 200
         assert_shape(one["responses"]["200"]["body"], answer.body, ignored_restorable(""))
         assert answer.body["location"] == "East US"
+
+
+def sdk_accepted_delete_codes() -> set[int]:
+    """The status codes the installed SDK's ``database_accounts.begin_delete`` accepts first (the
+    Cosmos DB spec is not in azure-specs, and there is no example of the delete)."""
+    source = inspect.getsource(DatabaseAccountsOperations._delete_initial)
+    found = re.search(r"status_code not in \[([\d, ]+)\]", source)
+    assert found is not None
+    return {int(code) for code in found.group(1).split(",")}
+
+
+def restored_account(http: httpx.Client, plan: DrPlan, name: str) -> str:
+    """A point-in-time restore of the plan's account into ``name``, completed; its path."""
+    source = restorable(http, plan, plan.cosmos.account)
+    point = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "location": plan.primary_region,
+        "kind": "GlobalDocumentDB",
+        "properties": {
+            "databaseAccountOfferType": "Standard",
+            "locations": [{"locationName": plan.primary_region, "failoverPriority": 0}],
+            "createMode": "Restore",
+            "restoreParameters": {
+                "restoreMode": "PointInTime",
+                "restoreSource": source["id"],
+                "restoreTimestampInUtc": point,
+            },
+        },
+    }
+    path = path_from_template(ACCOUNT_PATH, account_names(plan, name))
+    created = replay(http, "PUT", path, API_VERSION, body)
+    assert created.polls[-1][1] == {"status": "Succeeded"}
+    return path
+
+
+class TestDatabaseAccountDelete:
+    def test_delete_restored_account(self, http: httpx.Client, plan: DrPlan) -> None:
+        """202 with no body, both LRO headers as the account PUT's, polled to Succeeded; the account is then gone."""
+        path = restored_account(http, plan, "cosmos-restored")
+        answer = replay(http, "DELETE", path, API_VERSION)
+        assert answer.status in sdk_accepted_delete_codes()
+        assert answer.status == 202
+        assert answer.body is None
+        status, location = answer.headers["Azure-AsyncOperation"], answer.headers["Location"]
+        assert re.search(r"^https://.+/providers/Microsoft\.DocumentDB/locations/[a-z0-9]+/operationsStatus/", status)
+        assert re.search(r"^https://.+/databaseAccounts/cosmos-restored/operationResults/[0-9a-f-]{36}\?", location)
+        assert status.endswith(f"api-version={API_VERSION}")
+        assert answer.polls[-1] == (200, {"status": "Succeeded"})
+        gone = replay(http, "GET", path, API_VERSION)
+        assert gone.status == 404
+        assert gone.body["error"]["code"] == "ResourceNotFound"
+
+    def test_deleting_account_reads_deleting_until_done(
+        self, http: httpx.Client, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """While the delete runs the account reads provisioningState Deleting, and another DELETE is a 412."""
+        path = restored_account(http, plan, "cosmos-slow")
+        emulator.latency({"DatabaseAccounts_Delete": 0.6})
+        first = replay(http, "DELETE", path, API_VERSION, follow_lro=False)
+        assert first.status == 202
+        reading = replay(http, "GET", path, API_VERSION)
+        assert reading.body["properties"]["provisioningState"] == "Deleting"
+        again = replay(http, "DELETE", path, API_VERSION, follow_lro=False)
+        assert again.status == 412
+        assert again.body["error"]["code"] == "PreconditionFailed"
+        time.sleep(0.7)
+        assert replay(http, "GET", path, API_VERSION).status == 404
+
+    def test_missing_account_is_204(self, http: httpx.Client, plan: DrPlan) -> None:
+        """An account that does not exist: 204 (one of the SDK's accepted codes), no body, no LRO headers."""
+        answer = replay(http, "DELETE", path_from_template(ACCOUNT_PATH, account_names(plan, "nope")), API_VERSION)
+        assert answer.status in sdk_accepted_delete_codes()
+        assert answer.status == 204
+        assert answer.body is None
+        assert "Azure-AsyncOperation" not in answer.headers
+
+    def test_deleted_account_stays_restorable(self, http: httpx.Client, plan: DrPlan) -> None:
+        """A deleted continuous-backup account is listed as restorable with its deletionTime."""
+        path = restored_account(http, plan, "cosmos-gone")
+        replay(http, "DELETE", path, API_VERSION)
+        found = restorable(http, plan, "cosmos-gone")
+        assert isinstance(found["properties"]["deletionTime"], str)
+        assert_shape(
+            example(UPSTREAM + "CosmosDBRestorableDatabaseAccountNoLocationList.json")["responses"]["200"]["body"][
+                "value"
+            ][0],
+            found,
+        )

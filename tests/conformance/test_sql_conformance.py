@@ -9,13 +9,16 @@ are checked. Fields the emulator leaves out on purpose are listed in IGNORED wit
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from azure.mgmt.sql.aio.operations import DatabasesOperations
 
 from domain.plan import DrPlan, FailoverGroupSpec
 from domain.resource_ids import sql_database
@@ -23,7 +26,8 @@ from emulator.providers.sql import API_VERSION, DATABASE_PATH, DROPPED_PATH, GRO
 from tests.conformance.harness import compare_shape, example, path_from_template, replay, request_body
 from tests.conftest import EmulatorHandle
 
-STABLE = "azure-rest-api-specs/specification/sql/resource-manager/Microsoft.Sql/stable/2025-01-01/examples/"
+SPEC = "azure-rest-api-specs/specification/sql/resource-manager/Microsoft.Sql/stable/2025-01-01/"
+STABLE = SPEC + "examples/"
 STABLE_2023 = "azure-rest-api-specs/specification/sql/resource-manager/Microsoft.Sql/stable/2023-08-01/examples/"
 PREVIEW = "azure-rest-api-specs/specification/sql/resource-manager/Microsoft.Sql/preview/2025-02-01-preview/examples/"
 
@@ -220,3 +224,105 @@ class TestBackups:
         answer = replay(http, "GET", path, API_VERSION)
         assert answer.status == 200
         assert_shape(one["responses"]["200"]["body"], answer.body)
+
+
+def delete_spec() -> dict[str, Any]:
+    """Databases_Delete in the 2025-01-01 spec (there is no example JSON for it in azure-specs)."""
+    spec = example(SPEC + "Databases.json")
+    operation: dict[str, Any] = spec["paths"][DATABASE_PATH]["delete"]
+    assert operation["operationId"] == "Databases_Delete"
+    return operation
+
+
+def sdk_accepted_delete_codes() -> set[int]:
+    """The status codes the installed SDK's ``databases.begin_delete`` accepts from the first answer."""
+    source = inspect.getsource(DatabasesOperations._delete_initial)
+    found = re.search(r"status_code not in \[([\d, ]+)\]", source)
+    assert found is not None
+    return {int(code) for code in found.group(1).split(",")}
+
+
+def restored_database(http: httpx.Client, plan: DrPlan, group: FailoverGroupSpec, name: str) -> str:
+    """A point-in-time restore of the group's first database into ``name``; its path."""
+    server = group.servers[plan.primary_region]
+    source = sql_database(plan.subscription_id, group.resource_group, server, group.databases[0])
+    point = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    body = {
+        "location": plan.primary_region,
+        "properties": {"createMode": "PointInTimeRestore", "sourceDatabaseId": source, "restorePointInTime": point},
+    }
+    path = path_from_template(DATABASE_PATH, names(plan, group, plan.primary_region) | {"databaseName": name}, {})
+    created = replay(http, "PUT", path, API_VERSION, body)
+    assert created.polls[-1][1]["status"] == "Succeeded"
+    return path
+
+
+class TestDatabaseDelete:
+    def test_spec_and_sdk_agree_on_the_codes(self) -> None:
+        """The spec lists 200/202/204 and a final state via Location; the SDK accepts exactly those."""
+        operation = delete_spec()
+        assert {"200", "202", "204"} <= set(operation["responses"])
+        assert operation["x-ms-long-running-operation"] is True
+        assert operation["x-ms-long-running-operation-options"]["final-state-via"] == "location"
+        assert sdk_accepted_delete_codes() == {200, 202, 204}
+
+    def test_delete_restored_database(
+        self, http: httpx.Client, plan: DrPlan, group: FailoverGroupSpec, emulator: EmulatorHandle
+    ) -> None:
+        """202 + both LRO headers, polled to Succeeded; the database is gone and listed as restorable dropped."""
+        path = restored_database(http, plan, group, "projections-restored")
+        answer = replay(http, "DELETE", path, API_VERSION)
+        assert str(answer.status) in delete_spec()["responses"]
+        assert answer.status == 202
+        assert answer.body["operation"] == "DropLogicalDatabase"
+        assert isinstance(answer.body["startTime"], str)
+        assert_sql_lro(answer.headers, "database")
+        assert "/resourceGroups/" in answer.headers["Location"]
+        assert answer.polls[-1][0] == 200
+        assert answer.polls[-1][1]["status"] == "Succeeded"
+        assert answer.final is None  # the operation result of a delete has no body
+        gone = replay(http, "GET", path, API_VERSION)
+        assert gone.status == 404
+        assert gone.body["error"]["code"] == "ResourceNotFound"
+        dropped = replay(
+            http, "GET", path_from_template(DROPPED_PATH, names(plan, group, plan.primary_region)), API_VERSION
+        )
+        assert any(d["properties"]["databaseName"] == "projections-restored" for d in dropped.body["value"])
+
+    def test_location_answers_202_while_running_then_204(
+        self, http: httpx.Client, plan: DrPlan, group: FailoverGroupSpec, emulator: EmulatorHandle
+    ) -> None:
+        """Location polls answer 202 until the drop completes, then 204; a DELETE meanwhile joins the same operation."""
+        path = restored_database(http, plan, group, "projections-slow")
+        emulator.latency({"Databases_Delete": 0.6})
+        first = replay(http, "DELETE", path, API_VERSION, follow_lro=False)
+        again = replay(http, "DELETE", path, API_VERSION, follow_lro=False)
+        assert (first.status, again.status) == (202, 202)
+        assert again.headers["Location"] == first.headers["Location"]
+        headers = {"Authorization": "Bearer conformance"}
+        assert http.get(first.headers["Location"], headers=headers).status_code == 202
+        assert http.get(path, params={"api-version": API_VERSION}, headers=headers).status_code == 200
+        time.sleep(0.7)
+        done = http.get(first.headers["Location"], headers=headers)
+        assert (done.status_code, done.content) == (204, b"")
+        assert len(emulator.state()["sql"]["restorable_dropped_databases"]) == 3  # one seeded per server, plus this
+
+    def test_missing_database_is_204(self, http: httpx.Client, plan: DrPlan, group: FailoverGroupSpec) -> None:
+        """The spec's 204 "does not exist": no body and no LRO headers."""
+        path = path_from_template(DATABASE_PATH, names(plan, group, plan.primary_region) | {"databaseName": "nope"}, {})
+        answer = replay(http, "DELETE", path, API_VERSION)
+        assert str(answer.status) in delete_spec()["responses"]
+        assert answer.status == 204
+        assert answer.body is None
+        assert "Azure-AsyncOperation" not in answer.headers
+        assert "Location" not in answer.headers
+
+    def test_failover_group_member_is_a_409(self, http: httpx.Client, plan: DrPlan, group: FailoverGroupSpec) -> None:
+        """A database in a failover group must leave it first: 409 in Azure's error shape, nothing deleted."""
+        overrides = names(plan, group, plan.primary_region) | {"databaseName": group.databases[0]}
+        path = path_from_template(DATABASE_PATH, overrides, {})
+        answer = replay(http, "DELETE", path, API_VERSION)
+        assert answer.status == 409
+        assert answer.body["error"]["code"] == "InvalidDatabaseStateForOperation"
+        assert group.name in answer.body["error"]["message"]
+        assert replay(http, "GET", path, API_VERSION).status == 200

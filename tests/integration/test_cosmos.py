@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.cosmosdb.models import (
     DatabaseAccountCreateUpdateParameters,
     DatabaseAccountCreateUpdateProperties,
@@ -20,12 +21,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.azure import AzureClients, Estates, azure_call
 from activities.cosmos import CosmosActivities
-from domain.messages.cosmos import GetCosmosAccountInput, RestoreCosmosAccountInput, SetCosmosWriteRegionInput
+from domain.messages.cosmos import (
+    DeleteCosmosAccountInput,
+    GetCosmosAccountInput,
+    RestoreCosmosAccountInput,
+    SetCosmosWriteRegionInput,
+)
 from domain.plan import DrPlan
 from tests.conftest import EmulatorHandle
 
 PRIORITY_CHANGE = "DatabaseAccounts_FailoverPriorityChange"
 CREATE = "DatabaseAccounts_CreateOrUpdate"
+DELETE = "DatabaseAccounts_Delete"
 
 
 @pytest.fixture
@@ -268,3 +275,92 @@ class TestRetriesAndErrors:
         assert caught.value.non_retryable
         assert "404" in str(caught.value)
         assert "cosmos-missing" in str(caught.value)
+
+
+class TestDeleteAccount:
+    async def test_restore_then_delete(
+        self, cosmos: CosmosActivities, clients: AzureClients, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A restored account is deleted with one DELETE; Azure then answers 404 for it."""
+        copy = await cosmos.restore_account(RestoreCosmosAccountInput(plan.name, "cosmos-restore", hours_ago(1)))
+        start = emulator.last_seq()
+        result = await cosmos.delete_account(DeleteCosmosAccountInput(plan.name, copy.account))
+        assert result.deleted
+        assert result.account_id == copy.account_id
+        assert len(emulator.mutations(start, DELETE)) == 1
+        assert "cosmos-restore" not in emulator.state()["cosmos"]["accounts"]
+        with pytest.raises(HttpResponseError) as caught:
+            await clients.cosmos.database_accounts.get(
+                resource_group_name=plan.cosmos.resource_group, account_name=copy.account
+            )
+        assert caught.value.status_code == 404
+
+    async def test_second_delete_sends_no_mutating_call(
+        self, cosmos: CosmosActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Deleting an account that is already gone is a no-op: no mutating request reaches Azure."""
+        await cosmos.restore_account(RestoreCosmosAccountInput(plan.name, "cosmos-restore", hours_ago(1)))
+        request = DeleteCosmosAccountInput(plan.name, "cosmos-restore")
+        await cosmos.delete_account(request)
+        middle = emulator.last_seq()
+        again = await cosmos.delete_account(request)
+        assert not again.deleted
+        assert emulator.mutations(middle) == []
+
+    async def test_waits_for_a_running_restore_before_deleting(
+        self, cosmos: CosmosActivities, clients: AzureClients, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Cleaning up after an abandoned restore still provisioning waits for it, then deletes once."""
+        emulator.latency({CREATE: 0.5})
+        parameters = DatabaseAccountCreateUpdateParameters(
+            location="eastus",
+            properties=DatabaseAccountCreateUpdateProperties(
+                locations=[Location(location_name="eastus", failover_priority=0)],
+                create_mode="Restore",
+                restore_parameters=RestoreParameters(
+                    restore_mode="PointInTime",
+                    restore_source=restorable_id(emulator, plan.cosmos.account),
+                    restore_timestamp_in_utc=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+                ),
+            ),
+        )
+        await clients.cosmos.database_accounts.begin_create_or_update(
+            resource_group_name=plan.cosmos.resource_group,
+            account_name="cosmos-abandoned",
+            create_update_parameters=parameters,
+        )
+        assert account_state(emulator, "cosmos-abandoned")["provisioning_state"] == "Creating"
+        start = emulator.last_seq()
+        result = await cosmos.delete_account(DeleteCosmosAccountInput(plan.name, "cosmos-abandoned"))
+        assert result.deleted
+        assert [e["status"] for e in emulator.journal(start) if e["operation"] == DELETE] == [202]
+
+    async def test_attempt_meeting_a_running_delete_waits_for_it(
+        self, cosmos: CosmosActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """An attempt that finds the account Deleting waits until it is gone instead of sending a second DELETE."""
+        await cosmos.restore_account(RestoreCosmosAccountInput(plan.name, "cosmos-restore", hours_ago(1)))
+        emulator.latency({DELETE: 0.5})
+        start = emulator.last_seq()
+        request = DeleteCosmosAccountInput(plan.name, "cosmos-restore")
+        first = asyncio.create_task(cosmos.delete_account(request))
+        for _ in range(100):  # until the first attempt's DELETE has been accepted
+            if emulator.mutations(start, DELETE):
+                break
+            await asyncio.sleep(0.05)
+        second = await cosmos.delete_account(request)
+        assert (await first).deleted
+        assert not second.deleted
+        assert [e["status"] for e in emulator.journal(start) if e["operation"] == DELETE] == [202]
+
+    async def test_refuses_the_plans_own_account(
+        self, cosmos: CosmosActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """The plan's live account is refused before any call to Azure."""
+        start = emulator.last_seq()
+        with pytest.raises(ApplicationError) as caught:
+            await cosmos.delete_account(DeleteCosmosAccountInput(plan.name, plan.cosmos.account.upper()))
+        assert caught.value.non_retryable
+        assert caught.value.type == "AccountProtected"
+        assert emulator.journal(start) == []
+        assert account_state(emulator, plan.cosmos.account)["provisioning_state"] == "Succeeded"

@@ -15,14 +15,16 @@ from activities.platform import PlatformActivities
 from activities.sql import SqlActivities
 from domain.messages.cosmos import SetCosmosWriteRegionInput
 from domain.messages.platform import (
+    DEFAULT_PROJECTION_DATABASE,
     DataLossWindowInput,
     ListTenantsInput,
     RepinTenantsInput,
+    SetTenantDatabaseInput,
     SetTenantModeInput,
     WarmCacheInput,
     sql_store,
 )
-from domain.messages.sql import MODE_FORCED, MODE_PLANNED, FailoverSqlGroupInput
+from domain.messages.sql import MODE_FORCED, MODE_PLANNED, FailoverSqlGroupInput, RestoreDatabasePitrInput
 from domain.plan import DrPlan
 from tests.conftest import EmulatorHandle
 
@@ -339,3 +341,149 @@ class TestDataLossWindow:
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "StoreNotFound"
         assert "sql:fog-nope" in answer.json()["error"]["message"]
+
+
+SET_DATABASE = "Ops_SetTenantProjectionDatabase"
+RESTORED = "projections-restore-1"
+
+
+async def restore_copy(estates: Estates, plan: DrPlan) -> str:
+    """A point-in-time restore of the shared projection database, Online: something to point a tenant at."""
+    point = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
+    result = await SqlActivities(estates).restore_database_pitr(
+        RestoreDatabasePitrInput(plan.name, GROUP, DEFAULT_PROJECTION_DATABASE, RESTORED, point)
+    )
+    return result.database
+
+
+class TestProjectionDatabase:
+    async def test_every_tenant_starts_on_the_shared_database(self, ops: PlatformActivities, plan: DrPlan) -> None:
+        """The registry maps each tenant's projections to the plan's shared database until told otherwise."""
+        page = await ops.list_tenants(ListTenantsInput(plan.name, limit=1000))
+        assert {t.projection_database for t in page.tenants} == {DEFAULT_PROJECTION_DATABASE}
+
+    async def test_promotion_points_the_tenant_at_the_copy_once(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """The first run changes only this tenant with one POST; the second reads and sends nothing."""
+        copy = await restore_copy(estates, plan)
+        tenant = plan.tenants[0].id
+        request = SetTenantDatabaseInput(plan.name, tenant, copy, "restore promoted", DEFAULT_PROJECTION_DATABASE)
+        start = emulator.last_seq()
+        first = await ops.set_tenant_database(request)
+        middle = emulator.last_seq()
+        second = await ops.set_tenant_database(request)
+        assert (first.previous, first.current, first.changed) == (DEFAULT_PROJECTION_DATABASE, copy, True)
+        assert (second.previous, second.current, second.changed) == (copy, copy, False)
+        assert len(emulator.mutations(start, SET_DATABASE)) == 1
+        assert emulator.mutations(middle) == []
+        assert emulator.state()["platform"]["projectionDatabases"] == {
+            DEFAULT_PROJECTION_DATABASE: len(plan.tenants) - 1,
+            copy: 1,
+        }
+        assert registry(emulator)[tenant]["projectionDatabase"] == copy
+
+    async def test_undo_points_the_tenant_back(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Undoing a promotion restores the shared database and reports the copy as the previous value."""
+        copy = await restore_copy(estates, plan)
+        tenant = plan.tenants[0].id
+        await ops.set_tenant_database(SetTenantDatabaseInput(plan.name, tenant, copy, "restore promoted"))
+        undone = await ops.set_tenant_database(
+            SetTenantDatabaseInput(plan.name, tenant, DEFAULT_PROJECTION_DATABASE, "undo", expected_current=copy)
+        )
+        assert (undone.previous, undone.current, undone.changed) == (copy, DEFAULT_PROJECTION_DATABASE, True)
+        assert registry(emulator)[tenant]["projectionDatabase"] == DEFAULT_PROJECTION_DATABASE
+
+    async def test_an_unexpected_current_database_is_refused(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """When the tenant no longer reads from the expected database nothing is changed and nothing is retried."""
+        copy = await restore_copy(estates, plan)
+        tenant = plan.tenants[0].id
+        start = emulator.last_seq()
+        with pytest.raises(ApplicationError) as caught:
+            await ops.set_tenant_database(
+                SetTenantDatabaseInput(plan.name, tenant, copy, "restore promoted", expected_current="projections-old")
+            )
+        assert caught.value.non_retryable
+        assert caught.value.type == "ProjectionDatabaseChanged"
+        assert "projections-old" in str(caught.value)
+        assert emulator.mutations(start) == []
+
+    async def test_a_database_that_does_not_exist_is_refused(
+        self, ops: PlatformActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """The registry refuses to point a tenant at a database no server of its plan holds Online."""
+        tenant = plan.tenants[0].id
+        with pytest.raises(ApplicationError) as caught:
+            await ops.set_tenant_database(SetTenantDatabaseInput(plan.name, tenant, "projections-nowhere", "typo"))
+        assert caught.value.non_retryable
+        assert "DatabaseUnavailable" in str(caught.value)
+        assert registry(emulator)[tenant]["projectionDatabase"] == DEFAULT_PROJECTION_DATABASE
+
+    async def test_a_database_being_deleted_is_refused(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A copy whose delete is running cannot be swapped in: the registry answers DatabaseUnavailable."""
+        copy = await restore_copy(estates, plan)
+        emulator.latency({"Databases_Delete": 1.0})
+        spec = next(g for g in plan.sql.failover_groups if g.name == GROUP)
+        await estates[plan.name].sql.databases.begin_delete(
+            resource_group_name=spec.resource_group, server_name=spec.servers[plan.primary_region], database_name=copy
+        )
+        with pytest.raises(ApplicationError) as caught:
+            await ops.set_tenant_database(SetTenantDatabaseInput(plan.name, plan.tenants[0].id, copy, "promote"))
+        assert caught.value.non_retryable
+        assert "DatabaseUnavailable" in str(caught.value)
+
+    async def test_the_other_regions_gateway_answers_when_one_is_down(
+        self, ops: PlatformActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """With the primary region down the change goes through the DR region's gateway."""
+        copy = await restore_copy(estates, plan)
+        emulator.region(plan.primary_region, "down")
+        start = emulator.last_seq()
+        result = await ops.set_tenant_database(
+            SetTenantDatabaseInput(plan.name, plan.tenants[0].id, copy, "restore promoted")
+        )
+        assert result.changed
+        paths = [e["path"] for e in emulator.mutations(start, SET_DATABASE)]
+        assert paths == [f"/regions/{plan.dr_region}/ops/v1/tenants/database"]
+
+    async def test_unknown_tenant_is_not_retried(self, ops: PlatformActivities, plan: DrPlan) -> None:
+        """A tenant the registry does not know stops at once, named."""
+        with pytest.raises(ApplicationError) as caught:
+            await ops.set_tenant_database(SetTenantDatabaseInput(plan.name, "t-nope", "projections-x", "restore"))
+        assert caught.value.non_retryable
+        assert caught.value.type == "TenantNotFound"
+        assert "t-nope" in str(caught.value)
+
+    async def test_the_api_filters_and_guards_with_expected_current(
+        self, estates: Estates, emulator: EmulatorHandle, plan: DrPlan
+    ) -> None:
+        """The runbook shape: a stale expectedCurrent answers 409 and changes nothing; the list filters by database."""
+        copy = await restore_copy(estates, plan)
+        tenant = plan.tenants[1].id
+        body = {"tenantId": tenant, "projectionDatabase": copy, "reason": "promote"}
+        with gateway(emulator, plan.primary_region) as http:
+            stale = http.post("/tenants/database", json=body | {"expectedCurrent": "projections-old"})
+            changed = http.post("/tenants/database", json=body | {"expectedCurrent": DEFAULT_PROJECTION_DATABASE})
+            again = http.post("/tenants/database", json=body | {"expectedCurrent": "projections-old"})
+            listed = http.get("/tenants", params={"projectionDatabase": copy.upper()})
+            unreasoned = http.post("/tenants/database", json={"tenantId": tenant, "projectionDatabase": copy})
+        assert stale.status_code == 409
+        assert stale.json()["error"]["code"] == "ProjectionDatabaseChanged"
+        assert changed.json() == {
+            "tenantId": tenant,
+            "previous": DEFAULT_PROJECTION_DATABASE,
+            "projectionDatabase": copy,
+            "changed": True,
+        }
+        assert again.status_code == 200  # already set: the expectation is not checked
+        assert again.json()["changed"] is False
+        assert [t["id"] for t in listed.json()["value"]] == [tenant]
+        assert unreasoned.status_code == 400
+        assert [e["status"] for e in emulator.journal() if e["operation"] == SET_DATABASE] == [409, 200, 200, 400]
+        assert all(e["mutating"] for e in emulator.journal() if e["operation"] == SET_DATABASE)

@@ -9,20 +9,25 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.mgmt.sql.models import Database, DatabaseProperties
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.azure import AzureClients, Estates, LroHeartbeat
+from activities.platform import PlatformActivities
 from activities.sql import TAG_POINT, TAG_SOURCE, SqlActivities
+from domain.messages.platform import SetTenantDatabaseInput
 from domain.messages.sql import (
     MODE_FORCED,
     MODE_NONE,
     MODE_PLANNED,
     MODE_TRY_PLANNED,
+    DeleteDatabaseInput,
     FailoverSqlGroupInput,
     GetFailoverGroupInput,
     RestoreDatabasePitrInput,
+    RestoreDatabasePitrResult,
 )
 from domain.plan import DrPlan
 from domain.resource_ids import sql_database
@@ -31,6 +36,7 @@ from tests.conftest import EmulatorHandle
 FAILOVER = "FailoverGroups_Failover"
 FORCE = "FailoverGroups_ForceFailoverAllowDataLoss"
 CREATE = "Databases_CreateOrUpdate"
+DELETE = "Databases_Delete"
 GROUP = "fog-tenants"
 
 
@@ -416,3 +422,144 @@ class TestResumeFromHeartbeat:
         assert result.changed
         assert result.mode == MODE_PLANNED
         assert len(emulator.mutations(start, FAILOVER)) == 1
+
+
+async def restored(sql: SqlActivities, plan: DrPlan, name: str = "projections-t1-restore") -> RestoreDatabasePitrResult:
+    return await sql.restore_database_pitr(
+        RestoreDatabasePitrInput(plan.name, GROUP, "projections", name, hours_ago(1))
+    )
+
+
+class TestDeleteDatabase:
+    async def test_restore_then_delete(
+        self, sql: SqlActivities, clients: AzureClients, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A point-in-time restore's copy is deleted with one DELETE and Azure no longer has it."""
+        copy = await restored(sql, plan)
+        start = emulator.last_seq()
+        result = await sql.delete_database(DeleteDatabaseInput(plan.name, copy.database, server=copy.server))
+        assert result.changed
+        assert result.deleted == (copy.database_id,)
+        assert result.servers == (copy.server,)
+        assert len(emulator.mutations(start, DELETE)) == 1
+        assert copy.database_id not in emulator.state()["sql"]["databases"]
+        with pytest.raises(HttpResponseError) as caught:
+            await clients.sql.databases.get(
+                resource_group_name=plan.sql.failover_groups[0].resource_group,
+                server_name=copy.server,
+                database_name=copy.database,
+            )
+        assert caught.value.status_code == 404
+
+    async def test_second_delete_sends_no_mutating_call(
+        self, sql: SqlActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Deleting a database that is already gone is a no-op: no mutating request reaches Azure."""
+        copy = await restored(sql, plan)
+        request = DeleteDatabaseInput(plan.name, copy.database, server=copy.server)
+        await sql.delete_database(request)
+        middle = emulator.last_seq()
+        again = await sql.delete_database(request)
+        assert not again.changed
+        assert again.deleted == ()
+        assert emulator.mutations(middle) == []
+
+    async def test_by_failover_group_finds_the_copy_on_either_server(
+        self, sql: SqlActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Given only the failover group, each of its servers is read and the copy on the primary is deleted."""
+        copy = await restored(sql, plan)
+        start = emulator.last_seq()
+        result = await sql.delete_database(DeleteDatabaseInput(plan.name, copy.database, failover_group=GROUP))
+        assert result.deleted == (copy.database_id,)
+        assert set(result.servers) == set(plan.sql.failover_groups[0].servers.values())
+        deletes = emulator.mutations(start, DELETE)
+        assert [copy.server in e["path"] for e in deletes] == [True]
+
+    async def test_waits_for_a_running_restore_before_deleting(
+        self, sql: SqlActivities, clients: AzureClients, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """Cleaning up after an abandoned restore that is still running waits for it to settle, then deletes once."""
+        emulator.latency({CREATE: 0.5})
+        spec = plan.sql.failover_groups[0]
+        server = spec.servers[plan.primary_region]
+        await clients.sql.databases.begin_create_or_update(
+            resource_group_name=spec.resource_group,
+            server_name=server,
+            database_name="projections-abandoned",
+            parameters=Database(
+                location=plan.primary_region,
+                properties=DatabaseProperties(
+                    create_mode="PointInTimeRestore",
+                    source_database_id=source_id(plan, plan.primary_region, "projections"),
+                    restore_point_in_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+                ),
+            ),
+        )
+        start = emulator.last_seq()
+        result = await sql.delete_database(DeleteDatabaseInput(plan.name, "projections-abandoned", server=server))
+        assert result.changed
+        assert [e["status"] for e in emulator.journal(start) if e["operation"] == DELETE] == [202]
+        assert not any(d["name"] == "projections-abandoned" for d in emulator.state()["sql"]["databases"].values())
+
+    async def test_refuses_the_plans_own_database(
+        self, sql: SqlActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """The restore's source (a replicated database of the plan) is refused before any call to Azure."""
+        start = emulator.last_seq()
+        with pytest.raises(ApplicationError) as caught:
+            await sql.delete_database(DeleteDatabaseInput(plan.name, "projections", failover_group=GROUP))
+        assert caught.value.non_retryable
+        assert caught.value.type == "DatabaseProtected"
+        assert "'projections'" in str(caught.value)
+        assert emulator.journal(start) == []
+
+    async def test_refuses_a_database_azure_reports_in_a_failover_group(
+        self, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A failover group member the plan does not list is still refused, from Azure's own answer."""
+        audit = next(g for g in plan.sql.failover_groups if g.name == "fog-audit")
+        groups = tuple(dataclasses.replace(g, databases=()) if g is audit else g for g in plan.sql.failover_groups)
+        unlisted = dataclasses.replace(plan, sql=dataclasses.replace(plan.sql, failover_groups=groups))
+        estates = Estates([unlisted], emulator.connection())
+        start = emulator.last_seq()
+        try:
+            with pytest.raises(ApplicationError) as caught:
+                await SqlActivities(estates).delete_database(
+                    DeleteDatabaseInput(plan.name, "audit", failover_group=audit.name)
+                )
+        finally:
+            await estates.close()
+        assert caught.value.non_retryable
+        assert caught.value.type == "DatabaseProtected"
+        assert "failover group 'fog-audit'" in str(caught.value)
+        assert emulator.mutations(start) == []
+
+    async def test_refuses_a_database_a_tenant_reads_from(
+        self, sql: SqlActivities, estates: Estates, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A promoted copy (a tenant's projections point at it) is refused until the tenant points back."""
+        copy = await restored(sql, plan)
+        ops = PlatformActivities(estates)
+        tenant = plan.tenants[0].id
+        await ops.set_tenant_database(SetTenantDatabaseInput(plan.name, tenant, copy.database, "restore promoted"))
+        start = emulator.last_seq()
+        request = DeleteDatabaseInput(plan.name, copy.database, server=copy.server)
+        with pytest.raises(ApplicationError) as caught:
+            await sql.delete_database(request)
+        assert caught.value.non_retryable
+        assert caught.value.type == "DatabaseInUse"
+        assert tenant in str(caught.value)
+        assert emulator.mutations(start) == []
+
+        await ops.set_tenant_database(
+            SetTenantDatabaseInput(plan.name, tenant, "projections", "restore undone", expected_current=copy.database)
+        )
+        assert (await sql.delete_database(request)).changed
+
+    async def test_server_outside_the_plan_is_refused(self, sql: SqlActivities, plan: DrPlan) -> None:
+        """A server the plan does not name stops at once, naming the plan's servers."""
+        with pytest.raises(ApplicationError) as caught:
+            await sql.delete_database(DeleteDatabaseInput(plan.name, "projections-x", server="sql-elsewhere"))
+        assert caught.value.non_retryable
+        assert plan.sql.failover_groups[0].servers[plan.primary_region] in str(caught.value)
