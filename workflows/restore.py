@@ -34,8 +34,14 @@ with workflow.unsafe.imports_passed_through():
         VerifyPackageInput,
         VerifyPackageResult,
     )
-    from domain.messages.cosmos import RestoreCosmosAccountInput, RestoreCosmosAccountResult
+    from domain.messages.cosmos import (
+        DeleteCosmosAccountInput,
+        DeleteCosmosAccountResult,
+        RestoreCosmosAccountInput,
+        RestoreCosmosAccountResult,
+    )
     from domain.messages.integrity import APPROVE, REJECT, Approval, VerificationResult
+    from domain.messages.platform import SetTenantDatabaseInput, SetTenantDatabaseResult
     from domain.messages.progress import DONE, FAILED, RUNNING, SKIPPED
     from domain.messages.restore import (
         MODE_PRODUCTION,
@@ -59,7 +65,12 @@ with workflow.unsafe.imports_passed_through():
         ValidateQuarantineInput,
         ValidateQuarantineResult,
     )
-    from domain.messages.sql import RestoreDatabasePitrInput, RestoreDatabasePitrResult
+    from domain.messages.sql import (
+        DeleteDatabaseInput,
+        DeleteDatabaseResult,
+        RestoreDatabasePitrInput,
+        RestoreDatabasePitrResult,
+    )
     from workflows.common import DR_PLAN, TENANT_ID, Progress, activity_options, error_text, error_type, now_iso
 
 T = TypeVar("T")
@@ -72,6 +83,11 @@ RESTORE_DURATION = "restore_duration_seconds"
 def _suffix(workflow_id: str) -> str:
     """A short stable suffix for the names of the databases this restore creates."""
     return hashlib.sha256(workflow_id.encode()).hexdigest()[:8]
+
+
+def restored_database_name(source_database: str, tenant_id: str, restore_id: str) -> str:
+    """The database a restore's point-in-time copy of ``source_database`` is created as (stable per restore)."""
+    return f"{source_database}-{tenant_id}-restore-{_suffix(restore_id)}"
 
 
 @workflow.defn(name="TenantRestoreWorkflow")
@@ -92,7 +108,9 @@ class TenantRestoreWorkflow:
         self.rejection: RejectRequest | None = None
         self.deadline: str | None = None
         self.restored_database: str | None = None
+        self.restored_server: str | None = None
         self.restored_cosmos: str | None = None
+        self.database_swapped = False
         self.evidence: list[EvidenceItem] = []
         self.evidence_blob: str | None = None
         self.calls: list[str] = []
@@ -241,6 +259,7 @@ class TenantRestoreWorkflow:
             if inp.mode != MODE_PRODUCTION:
                 self.progress.mark("approvals", SKIPPED, "sandbox restores are never promoted")
                 self.progress.mark("promote", SKIPPED, "sandbox restores are never promoted")
+                self.progress.mark("swap", SKIPPED, "sandbox restores are never promoted")
                 outcome = OUTCOME_SANDBOX
             else:
                 outcome = await self._await_approvals(inp)
@@ -258,8 +277,10 @@ class TenantRestoreWorkflow:
                     )
                     promoted = result.promoted
                     self._record("call", {"promote": result})
+                    await self._swap_in_database(inp, restore_id)
                 else:
                     self.progress.mark("promote", SKIPPED, f"not promoted: {outcome}")
+                    self.progress.mark("swap", SKIPPED, f"not promoted: {outcome}")
         except asyncio.CancelledError:
             self.error = "cancelled"
             self.progress.set_phase("cancelled")
@@ -311,8 +332,9 @@ class TenantRestoreWorkflow:
             ("validate", "Validate records against the manifest"),
             ("approvals", "Wait for approvals"),
             ("promote", "Promote into the live container"),
+            ("swap", "Point the tenant at the restored database"),
             ("evidence", "Write the evidence pack"),
-            ("cleanup", "Remove the quarantine"),
+            ("cleanup", "Remove the quarantine and unpromoted restored databases"),
         ):
             self.progress.add(key, title)
 
@@ -456,7 +478,7 @@ class TenantRestoreWorkflow:
             plan=inp.plan,
             failover_group=targets.sql_failover_group,
             source_database=targets.sql_database,
-            target_database=f"{targets.sql_database}-{inp.tenant_id}-restore-{_suffix(restore_id)}",
+            target_database=restored_database_name(targets.sql_database, inp.tenant_id, restore_id),
             point_in_time=point.created_at,
         )
         result = await self._step(
@@ -468,6 +490,7 @@ class TenantRestoreWorkflow:
             minutes=60,
         )
         self.restored_database = result.database
+        self.restored_server = result.server
         self._record("call", {"sql.restore_database_pitr": request, "result": result})
 
     async def _cosmos(self, inp: RestoreInput, point: RecoveryPoint, restore_id: str) -> None:
@@ -540,17 +563,66 @@ class TenantRestoreWorkflow:
         self.progress.mark("approvals", DONE, "approved by " + ", ".join(a.approver for a in self.approvals))
         return OUTCOME_PROMOTED
 
+    async def _swap_in_database(self, inp: RestoreInput, restore_id: str) -> None:
+        """Point the tenant's projections at the restored database (the shared one stays as it was)."""
+        targets = self.targets
+        assert targets is not None
+        if self.restored_database is None or targets.sql_database is None:
+            self.progress.mark("swap", SKIPPED, "no projection database was restored")
+            return
+        request = SetTenantDatabaseInput(
+            plan=inp.plan,
+            tenant_id=inp.tenant_id,
+            database=self.restored_database,
+            reason=f"restore {restore_id} promoted",
+            expected_current=targets.sql_database,
+        )
+        await self._step(
+            "swap",
+            "platform.set_tenant_database",
+            request,
+            SetTenantDatabaseResult,
+            lambda r: f"{r.tenant_id}'s projections now in {r.current} (were in {targets.sql_database})",
+        )
+        self.database_swapped = True
+        self._record("call", {"platform.set_tenant_database": request})
+
+    async def _cleanup(self, inp: RestoreInput, restore_id: str) -> str:
+        """Delete the quarantine, and the restored database and Cosmos account unless promotion uses them."""
+        done: list[str] = []
+        quarantine: CleanupQuarantineResult = await workflow.execute_activity(
+            "backups.cleanup_quarantine",
+            CleanupQuarantineInput(inp.plan, restore_id),
+            result_type=CleanupQuarantineResult,
+            **activity_options(10, summary="delete quarantine"),
+        )
+        self.calls.append("backups.cleanup_quarantine")
+        done.append(f"quarantine '{quarantine.container}' deleted" if quarantine.deleted else "no quarantine")
+        if self.restored_database is not None and not self.database_swapped:
+            dropped: DeleteDatabaseResult = await workflow.execute_activity(
+                "sql.delete_database",
+                DeleteDatabaseInput(inp.plan, self.restored_database, server=self.restored_server),
+                result_type=DeleteDatabaseResult,
+                **activity_options(60, summary=f"delete {self.restored_database}"),
+            )
+            self.calls.append("sql.delete_database")
+            done.append(f"database {dropped.database} deleted")
+        if self.restored_cosmos is not None and not self.database_swapped:
+            account: DeleteCosmosAccountResult = await workflow.execute_activity(
+                "cosmos.delete_account",
+                DeleteCosmosAccountInput(inp.plan, self.restored_cosmos),
+                result_type=DeleteCosmosAccountResult,
+                **activity_options(60, summary=f"delete {self.restored_cosmos}"),
+            )
+            self.calls.append("cosmos.delete_account")
+            done.append(f"Cosmos account {account.account} deleted")
+        self._record("call", {"cleanup": done})
+        return "; ".join(done)
+
     async def _finish(self, inp: RestoreInput, restore_id: str, start: datetime, outcome: str) -> float:
-        """Remove the quarantine, write the evidence pack and record the duration, whatever the outcome."""
+        """Clean up, write the evidence pack and record the duration, whatever the outcome."""
         await self._best_effort(
-            "cleanup",
-            lambda: self._step(
-                "cleanup",
-                "backups.cleanup_quarantine",
-                CleanupQuarantineInput(inp.plan, restore_id),
-                CleanupQuarantineResult,
-                lambda r: f"quarantine '{r.container}' deleted" if r.deleted else "no quarantine to delete",
-            ),
+            "cleanup", lambda: self.progress.run("cleanup", lambda: self._cleanup(inp, restore_id), lambda d: d)
         )
         rto = (workflow.now() - start).total_seconds()
         workflow.metric_meter().create_histogram_float(
@@ -609,7 +681,8 @@ class TenantRestoreWorkflow:
 
 @workflow.defn(name="UndoPromotionWorkflow")
 class UndoPromotionWorkflow:
-    """Give a tenant back the live data a promoted restore replaced (the restore kept it for this)."""
+    """Give a tenant back the live data a promoted restore replaced (the restore kept it for this), and
+    point its projections back at the shared database."""
 
     @workflow.run
     async def run(self, inp: UndoPromotionInput) -> UndoPromotionResult:
@@ -620,4 +693,24 @@ class UndoPromotionWorkflow:
             result_type=UndoPromotionResult,
             **activity_options(30, summary=f"undo promotion of {inp.restore_id}"),
         )
+        targets: RestoreTargets = await workflow.execute_activity(
+            "restore.describe",
+            DescribeRestoreInput(inp.plan, inp.tenant_id),
+            result_type=RestoreTargets,
+            **activity_options(5, summary="restore facts"),
+        )
+        if targets.sql_database is not None:
+            # A no-op when the tenant already uses the shared database (the restore swapped nothing in).
+            await workflow.execute_activity(
+                "platform.set_tenant_database",
+                SetTenantDatabaseInput(
+                    plan=inp.plan,
+                    tenant_id=inp.tenant_id,
+                    database=targets.sql_database,
+                    reason=f"undo of restore {inp.restore_id}",
+                    expected_current=restored_database_name(targets.sql_database, inp.tenant_id, inp.restore_id),
+                ),
+                result_type=SetTenantDatabaseResult,
+                **activity_options(10, summary="projections back to the shared database"),
+            )
         return result

@@ -58,8 +58,14 @@ from domain.messages.backups import (
     WriteManifestResult,
     package_blob,
 )
-from domain.messages.cosmos import RestoreCosmosAccountInput, RestoreCosmosAccountResult
+from domain.messages.cosmos import (
+    DeleteCosmosAccountInput,
+    DeleteCosmosAccountResult,
+    RestoreCosmosAccountInput,
+    RestoreCosmosAccountResult,
+)
 from domain.messages.integrity import Manifest, PackageEntry, Signature
+from domain.messages.platform import SetTenantDatabaseInput, SetTenantDatabaseResult
 from domain.messages.restore import (
     ApproverKey,
     DescribeRestoreInput,
@@ -70,7 +76,12 @@ from domain.messages.restore import (
     ValidateQuarantineInput,
     ValidateQuarantineResult,
 )
-from domain.messages.sql import RestoreDatabasePitrInput, RestoreDatabasePitrResult
+from domain.messages.sql import (
+    DeleteDatabaseInput,
+    DeleteDatabaseResult,
+    RestoreDatabasePitrInput,
+    RestoreDatabasePitrResult,
+)
 
 TENANT = "tenant-0001"
 RECOVERY_POINT = "RP-20261128T090000Z-eastus-tenant-0001"
@@ -108,6 +119,7 @@ class FakeRestoreWorld:
     evidence: dict[str, bytes] = field(default_factory=dict)
     catalog: dict[str, RecoveryPoint] = field(default_factory=dict)
     manifests: dict[str, tuple[Manifest, Signature]] = field(default_factory=dict)
+    projection_database: str = "projections"  # the tenant registry's mapping of the tenant
     hold_validation: asyncio.Event | None = None  # set: validation waits for it (to act mid-restore)
 
     def __post_init__(self) -> None:
@@ -281,6 +293,27 @@ class FakeRestoreWorld:
                 arg.plan, arg.target_account, "id", "eastus", "restorable", arg.point_in_time, "Succeeded", True
             )
 
+        @activity.defn(name="sql.delete_database")
+        async def sql_delete(arg: DeleteDatabaseInput) -> DeleteDatabaseResult:
+            self.calls.append(("sql.delete_database", arg))
+            assert arg.database != "projections", "the shared projection database is never deleted"
+            return DeleteDatabaseResult(arg.plan, arg.database, ("sql-east",), ("id",), True)
+
+        @activity.defn(name="cosmos.delete_account")
+        async def cosmos_delete(arg: DeleteCosmosAccountInput) -> DeleteCosmosAccountResult:
+            self.calls.append(("cosmos.delete_account", arg))
+            assert arg.account != self.cosmos_account, "the plan's own account is never deleted"
+            return DeleteCosmosAccountResult(arg.plan, arg.account, "id", True)
+
+        @activity.defn(name="platform.set_tenant_database")
+        async def set_database(arg: SetTenantDatabaseInput) -> SetTenantDatabaseResult:
+            self.calls.append(("platform.set_tenant_database", arg))
+            previous = self.projection_database
+            if previous not in {arg.expected_current, arg.database}:
+                raise ApplicationError(f"tenant uses {previous}", type="ProjectionDatabaseChanged", non_retryable=True)
+            self.projection_database = arg.database
+            return SetTenantDatabaseResult(arg.plan, arg.tenant_id, previous, arg.database, previous != arg.database)
+
         @activity.defn(name="restore.validate_quarantine")
         async def validate(arg: ValidateQuarantineInput) -> ValidateQuarantineResult:
             self.calls.append(("restore.validate_quarantine", arg))
@@ -385,6 +418,7 @@ class FakeRestoreWorld:
 
         return [
             describe, find, verify_package, verify, copy, seal, promote, cleanup, sql_pitr, cosmos_restore,
+            sql_delete, cosmos_delete, set_database,
             validate, store, list_segments, copy_package, write_manifest, register,
         ]  # fmt: skip
 

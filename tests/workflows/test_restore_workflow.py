@@ -215,6 +215,9 @@ class TestNoPromotion:
         assert world.quarantine == {}
         assert len(world.of("backups.copy_to_quarantine")) == 3
         assert result.evidence_blob == f"evidence/{handle.id}.json"
+        assert [d.database for d in world.of("sql.delete_database")] == [result.restored_database]
+        assert [d.account for d in world.of("cosmos.delete_account")] == [result.restored_cosmos_account]
+        assert world.of("platform.set_tenant_database") == []
 
     async def test_approval_timeout_cleans_up(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
         """With no decision within 72 hours the restore cleans up and promotes nothing."""
@@ -329,6 +332,8 @@ class TestApprovalDecisions:
         assert result.approvals == ("bob", "carol")
         (promote,) = world.of("backups.promote")
         assert promote.restore_id == handle.id
+        assert world.projection_database == result.restored_database
+        assert world.of("sql.delete_database") == [], "the promoted database is in use"
         assert world.live == world.restore_data
         assert world.quarantine == {}
         assert await accepted_updates(handle) == 2
@@ -351,6 +356,8 @@ class TestApprovalDecisions:
         assert "needs a reason" in empty.value.cause.message
         assert result.outcome == OUTCOME_REJECTED
         assert world.of("backups.promote") == []
+        assert world.projection_database == "projections"
+        assert [d.database for d in world.of("sql.delete_database")] == [result.restored_database]
         assert world.live == before
         assert world.quarantine == {}
 
