@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from observability.logging import configure_logging
-from starters import demo_cmd, dev_cmd, emulator_cmd, evidence_cmd, failback_cmd, failover_cmd, keys_cmd, plan_cmd
+from starters import (
+    demo_cmd,
+    dev_cmd,
+    emulator_cmd,
+    evidence_cmd,
+    failback_cmd,
+    failover_cmd,
+    keys_cmd,
+    plan_cmd,
+    restore_cmd,
+)
 
 app = typer.Typer(
     name="drctl",
@@ -41,6 +51,7 @@ app.add_typer(failback_cmd.app, name="failback")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(evidence_cmd.app, name="evidence")
+app.add_typer(restore_cmd.app, name="restore")
 app.command(name="demo")(demo_cmd.demo)
 
 

@@ -1,0 +1,549 @@
+"""drctl restore: request checks that need no server, then start, status, approve, reject and undo
+against TenantRestoreWorkflow on the time-skipping test server with faked activities and the real
+approval cryptography (list on a dev server: the test server has no visibility queries)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from typer.testing import CliRunner, Result
+
+from activities.integrity import generate_private_key, save_private_key
+from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
+from domain.messages.integrity import REJECT
+from domain.messages.restore import (
+    MODE_PRODUCTION,
+    MODE_SANDBOX,
+    OUTCOME_PROMOTED,
+    OUTCOME_REJECTED,
+    OUTCOME_SANDBOX,
+    RestoreInput,
+    RestoreResult,
+)
+from domain.plan import DrPlan
+from starters import restore_cmd
+from starters.restore_cmd import (
+    InvalidRequest,
+    RestoreCommandError,
+    build_request,
+    decide,
+    list_restores,
+    load_signing_key,
+    parse_point_in_time,
+    plan_problems,
+    restore_id_for,
+    restore_view,
+    start_restore,
+    watch_restore,
+)
+from starters.stack import SEARCH_ATTRIBUTES
+from tests.conftest import venv_binary
+from tests.workflows.restore_fakes import RECOVERY_POINT, TENANT, FakeRestoreWorld
+from workflows import WORKFLOWS
+from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
+from workflows.restore import AWAITING_APPROVAL
+
+LOCAL = Path(__file__).resolve().parents[2] / "plans" / "local.toml"
+REQUESTER = "alice"  # an approver of the fake plan, so only the requester rule can refuse her
+
+
+def undo_activity(world: FakeRestoreWorld) -> Any:
+    """backups.undo_promotion over the fake's live container and what its promotions replaced."""
+
+    @activity.defn(name="backups.undo_promotion")
+    async def undo(arg: UndoPromotionInput) -> UndoPromotionResult:
+        world.calls.append(("backups.undo_promotion", arg))
+        before = world.replaced[arg.restore_id]
+        added = tuple(sorted(set(world.live) - set(before)))
+        world.live = dict(before)
+        return UndoPromotionResult(arg.plan, arg.tenant_id, arg.restore_id, tuple(sorted(before)), added, True)
+
+    return undo
+
+
+# ---- fixtures and helpers -----------------------------------------------------------------------
+
+
+async def _with_search_attributes(env: WorkflowEnvironment) -> WorkflowEnvironment:
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+        )
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=venv_binary("temporal-test-server"))
+    try:
+        yield await _with_search_attributes(env)
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def world() -> FakeRestoreWorld:
+    return FakeRestoreWorld()
+
+
+@pytest.fixture
+def keys(tmp_path: Path, world: FakeRestoreWorld) -> dict[str, Path]:
+    """Each approver's private key as drctl reads it: a PEM file."""
+    paths = {}
+    for name, key in world.approver_keys.items():
+        paths[name] = tmp_path / f"{name}.key"
+        save_private_key(key, paths[name])
+    return paths
+
+
+@asynccontextmanager
+async def worker(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str) -> AsyncIterator[None]:
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[*world.activities(), undo_activity(world)],
+    ):
+        yield
+
+
+def address(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+async def drctl(env: WorkflowEnvironment, *args: str) -> Result:
+    """``drctl restore ARGS`` against ``env``'s server, in a thread (the command runs its own event loop)."""
+    argv = [*args, "--address", address(env)]
+    return await asyncio.to_thread(CliRunner().invoke, restore_cmd.app, argv, env={"COLUMNS": "200"})
+
+
+def drctl_offline(*args: str) -> Result:
+    """``drctl restore ARGS`` pointed at a port nothing listens on."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return CliRunner().invoke(restore_cmd.app, list(args), env={"TEMPORAL_ADDRESS": f"127.0.0.1:{port}"})
+
+
+def request(mode: str = MODE_PRODUCTION) -> RestoreInput:
+    return RestoreInput(
+        plan="local", tenant_id=TENANT, requested_by=REQUESTER, recovery_point_id=RECOVERY_POINT, mode=mode
+    )
+
+
+async def start(env: WorkflowEnvironment, task_queue: str, mode: str = MODE_PRODUCTION) -> str:
+    handle = await start_restore(
+        env.client, request(mode), task_queue=task_queue, workflow_id=f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+    )
+    return handle.id
+
+
+async def until_awaiting(env: WorkflowEnvironment, workflow_id: str) -> restore_cmd.RestoreView:
+    view = await asyncio.wait_for(watch_restore(env.client, workflow_id, lambda _: None, interval=0.05), 30)
+    assert view.awaiting_approval, view
+    return view
+
+
+async def finish(env: WorkflowEnvironment, workflow_id: str, *, cancel: bool = False) -> RestoreResult | None:
+    """Let the restore end before its worker goes (cancelled if asked): its cleanup must not outlive the test."""
+    handle = env.client.get_workflow_handle(workflow_id, result_type=RestoreResult)
+    if cancel:
+        await handle.cancel()
+    try:
+        result: RestoreResult = await handle.result()
+    except WorkflowFailureError:
+        if cancel:
+            return None
+        raise
+    return result
+
+
+async def promoted(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str) -> str:
+    """A production restore approved by two approvers (not the requester), run to its end."""
+    wid = await start(env, task_queue)
+    await until_awaiting(env, wid)
+    now = await env.get_current_time()
+    for name in ("bob", "carol"):
+        await decide(env.client, wid, approver=name, key=world.approver_keys[name], now=now)
+    result = await finish(env, wid)
+    assert result is not None
+    assert result.outcome == OUTCOME_PROMOTED
+    return wid
+
+
+def start_args(*extra: str) -> list[str]:
+    return ["start", "--plan", "local", "--tenant", TENANT, "--mode", MODE_PRODUCTION, "--as", REQUESTER, *extra]
+
+
+# ---- no server needed ---------------------------------------------------------------------------
+
+
+class TestStartRefusesBadRequests:
+    def test_both_a_time_and_a_recovery_point_are_refused(self) -> None:
+        """--at together with --recovery-point exits 2 naming both options, before contacting Temporal."""
+        res = drctl_offline(*start_args("--at", "2026-11-28T09:00:00Z", "--recovery-point", RECOVERY_POINT))
+        assert res.exit_code == 2
+        assert "give exactly one of --at TIME or --recovery-point ID (both were given)" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_neither_a_time_nor_a_recovery_point_is_refused(self) -> None:
+        """A request naming no point to restore exits 2 naming both options."""
+        res = drctl_offline(*start_args())
+        assert res.exit_code == 2
+        assert "(neither was given)" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_a_malformed_time_is_refused(self) -> None:
+        """An --at that is not ISO 8601 exits 2 naming --at and showing the expected form."""
+        res = drctl_offline(*start_args("--at", "yesterday 9am"))
+        assert res.exit_code == 2
+        assert "--at 'yesterday 9am' is not an ISO 8601 time such as 2026-11-28T09:00:00Z" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_an_unknown_mode_is_refused(self) -> None:
+        """A mode other than sandbox or production exits 2 naming --mode and the choices."""
+        res = drctl_offline("start", "--plan", "local", "--tenant", TENANT, "--at", "2026-11-28", "--mode", "live")
+        assert res.exit_code == 2
+        assert "--mode must be one of sandbox, production, not 'live'" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_a_tenant_missing_from_the_plan_file_is_refused(self) -> None:
+        """Given a plan file, a tenant it does not list exits 2 naming --tenant and the plan."""
+        res = drctl_offline("start", "--plan", str(LOCAL), "--tenant", "nobody", "--at", "2026-11-28T09:00:00Z")
+        assert res.exit_code == 2
+        assert "--tenant 'nobody' is not a tenant of plan local" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_a_valid_request_goes_on_to_connect(self) -> None:
+        """A valid request passes the local checks, notes the UTC assumption, and then needs Temporal (exit 1)."""
+        res = drctl_offline("start", "--plan", "local", "--tenant", TENANT, "--at", "2026-11-28T09:00:00")
+        assert res.exit_code == 1
+        assert "--at 2026-11-28T09:00:00 has no UTC offset: taken as UTC (2026-11-28T09:00:00Z)" in res.output
+        assert "cannot reach Temporal" in res.output
+
+
+class TestRequestHelpers:
+    def test_a_time_without_offset_is_taken_as_utc_and_flagged(self) -> None:
+        """A naive --at is read as UTC and reported as assumed; an offset is converted to UTC."""
+        assert parse_point_in_time("2026-11-28T09:00:00") == ("2026-11-28T09:00:00Z", True)
+        assert parse_point_in_time("2026-11-28T10:00:00+01:00") == ("2026-11-28T09:00:00Z", False)
+
+    def test_a_time_in_the_future_is_refused(self) -> None:
+        """An --at after now cannot have a recovery point and is refused naming the option."""
+        with pytest.raises(ValueError, match=r"--at .* is in the future"):
+            parse_point_in_time("2026-11-28T12:00:00Z", now=datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
+
+    def test_every_problem_is_reported_at_once(self) -> None:
+        """An empty tenant, a bad mode and a bad approval timeout are all named in one refusal."""
+        with pytest.raises(InvalidRequest) as err:
+            build_request(
+                plan="local",
+                tenant_id=" ",
+                at=None,
+                recovery_point_id=RECOVERY_POINT,
+                mode="prod",
+                requested_by="rita",
+                approval_timeout="3 days",
+            )
+        assert [p.split(" ")[0] for p in err.value.problems] == ["--tenant", "--mode", "--approval-timeout:"]
+
+    def test_the_workflow_id_is_plan_tenant_and_utc_second(self) -> None:
+        """The restore id is restore-{plan}-{tenant}-{yyyymmddThhmmss} in UTC, whatever the caller's zone."""
+        moment = datetime.fromisoformat("2026-11-28T10:15:07+01:00")
+        assert restore_id_for("local", TENANT, moment) == f"restore-local-{TENANT}-20261128T091507"
+
+    def test_production_needs_enough_approvers_besides_the_requester(self, plan: DrPlan) -> None:
+        """A production restore nobody could approve (too few approvers other than the requester) is refused."""
+        tenant = plan.tenants[0].id
+        inp = RestoreInput(plan.name, tenant, requested_by="alice", at="2026-11-28T09:00:00Z", mode=MODE_PRODUCTION)
+        assert plan_problems(plan, inp) == []
+        strict = dataclasses.replace(plan, approvals_required=3)
+        (problem,) = plan_problems(strict, inp)
+        assert "needs 3 approval(s)" in problem
+        assert "lists 2 (bob, carol)" in problem
+
+    def test_an_encrypted_key_needs_its_passphrase(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An encrypted key without --passphrase-env is refused naming the option; with it, it loads."""
+        path = tmp_path / "bob.key"
+        save_private_key(generate_private_key(), path, passphrase=b"s3cret")
+        with pytest.raises(ValueError, match="--passphrase-env VAR"):
+            load_signing_key(path, None)
+        monkeypatch.setenv("BOB_PASS", "s3cret")
+        assert load_signing_key(path, "BOB_PASS") is not None
+
+
+# ---- against TenantRestoreWorkflow ----------------------------------------------------------------
+
+
+class TestStartAndStatus:
+    async def test_start_wait_stops_when_approval_is_awaited(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """`start --wait` starts the restore under its business id and stops once it awaits approval, naming
+        the approvers who may decide."""
+        async with worker(time_env, world, task_queue):
+            res = await drctl(
+                time_env, *start_args("--recovery-point", RECOVERY_POINT, "--wait", "--task-queue", task_queue)
+            )
+            events = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+            wid = events[0]["workflow_id"]
+            await finish(time_env, wid, cancel=True)
+        assert res.exit_code == 0, res.output
+        assert wid.startswith(f"restore-local-{TENANT}-")
+        assert events[0]["url"].endswith(wid)
+        outcome = events[-1]
+        assert outcome["event"] == "outcome"
+        assert outcome["status"]["phase"] == AWAITING_APPROVAL
+        assert outcome["request"]["requested_by"] == REQUESTER
+        assert set(outcome["status"]["approvers"]) == {"alice", "bob", "carol"}
+
+    async def test_status_shows_the_verification_and_every_package(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """While awaiting approval, status shows the verification digest, each package verified and its
+        records validated against the manifest, and what approvers must run."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            expected = (await until_awaiting(time_env, wid)).status
+            as_json = await drctl(time_env, "status", wid, "--json")
+            human = await drctl(time_env, "status", wid)
+            await finish(time_env, wid, cancel=True)
+        assert expected is not None
+        assert expected.verification_digest
+        assert as_json.exit_code == 0, as_json.output
+        shown = json.loads(as_json.stdout)
+        assert shown["status"]["verification_digest"] == expected.verification_digest
+        assert shown["status"]["verification_ok"] is True
+        assert [(p["name"], p["verified"]) for p in shown["status"]["packages"]] == [
+            (p.name, True) for p in world.catalog[RECOVERY_POINT].packages
+        ]
+        assert [(v["actual_records"], v["foreign"]) for v in shown["status"]["validation"]["packages"]] == [(20, 0)] * 3
+        assert human.exit_code == 0, human.output
+        assert expected.verification_digest in human.output
+        assert RECOVERY_POINT in human.output
+        assert human.output.count("✓ verified") == 3
+        assert "20 of 20" in human.output
+        assert "0 of 2 required" in human.output
+        assert "awaiting 2 more approval(s)" in human.output
+        assert "from: bob, carol (alice requested it and cannot decide)" in human.output
+        assert f"drctl restore approve {wid} --as NAME --key NAME.key" in human.output
+
+    async def test_status_of_a_closed_restore_shows_its_outcome(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A finished sandbox restore's status reports its result and the step table."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            await finish(time_env, wid)
+            view = await restore_view(time_env.client, wid)
+            res = await drctl(time_env, "status", wid)
+        assert view.closed
+        assert view.result is not None
+        assert view.result.outcome == OUTCOME_SANDBOX
+        assert res.exit_code == 0, res.output
+        assert "outcome: sandbox-validated" in res.output
+        assert "Remove the quarantine" in res.output
+
+    async def test_status_of_an_unknown_id_says_so(self, time_env: WorkflowEnvironment) -> None:
+        """An id no workflow has exits 1 with a hint to list restores."""
+        res = await drctl(time_env, "status", "restore-local-nobody-20260101T000000")
+        assert res.exit_code == 1
+        assert "no workflow with id restore-local-nobody-20260101T000000" in res.output
+        assert "drctl restore list" in res.output
+
+
+class TestDecisions:
+    async def test_two_approvers_promote(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
+    ) -> None:
+        """Approvals by two approvers other than the requester, each signed with their key file, promote the
+        restore and replace the tenant's live data."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            await until_awaiting(time_env, wid)
+            first = await drctl(time_env, "approve", wid, "--as", "bob", "--key", str(keys["bob"]))
+            second = await drctl(time_env, "approve", wid, "--as", "carol", "--key", str(keys["carol"]))
+            result = await finish(time_env, wid)
+        assert first.exit_code == 0, first.output
+        assert "approval by bob recorded (1 of 2)" in first.output
+        assert second.exit_code == 0, second.output
+        assert "approval by carol recorded (2 of 2)" in second.output
+        assert result is not None
+        assert result.outcome == OUTCOME_PROMOTED
+        assert result.approvals == ("bob", "carol")
+        assert world.live == world.restore_data
+
+    async def test_the_requester_is_refused_with_the_validators_message(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
+    ) -> None:
+        """The requester's own approval is refused by the workflow's validator; drctl prints its message and
+        exits non-zero, and nothing is recorded."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            await until_awaiting(time_env, wid)
+            res = await drctl(time_env, "approve", wid, "--as", REQUESTER, "--key", str(keys[REQUESTER]))
+            after = await restore_view(time_env.client, wid)
+            await finish(time_env, wid, cancel=True)
+        assert res.exit_code == 1
+        assert f"approve refused: {REQUESTER} requested this restore and cannot decide on it" in res.output
+        assert after.status is not None
+        assert after.status.approvals == ()
+
+    async def test_a_key_not_the_approvers_is_refused(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
+    ) -> None:
+        """An approval signed with someone else's key fails the validator's signature check."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            await until_awaiting(time_env, wid)
+            res = await drctl(time_env, "approve", wid, "--as", "bob", "--key", str(keys["carol"]))
+            await finish(time_env, wid, cancel=True)
+        assert res.exit_code == 1
+        assert "approve refused: the approval by bob was signed with key" in res.output
+
+    async def test_reject_ends_the_restore_rejected(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
+    ) -> None:
+        """A signed rejection with a reason ends the restore rejected, promoting nothing."""
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            await until_awaiting(time_env, wid)
+            res = await drctl(
+                time_env, "reject", wid, "--as", "bob", "--key", str(keys["bob"]), "--reason", "wrong recovery point"
+            )
+            result = await finish(time_env, wid)
+        assert res.exit_code == 0, res.output
+        assert "rejected by bob" in res.output
+        assert result is not None
+        assert result.outcome == OUTCOME_REJECTED
+        assert world.of("backups.promote") == []
+        assert world.live == before
+
+    async def test_a_decision_before_approval_is_awaited_is_refused_locally(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
+    ) -> None:
+        """While the restore still validates, approve refuses (exit 1) naming the phase, and sends nothing."""
+        world.hold_validation = asyncio.Event()
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue)
+            await asyncio.wait_for(
+                watch_restore(
+                    time_env.client,
+                    wid,
+                    lambda _: None,
+                    until=lambda v: v.status is not None and v.status.phase == "validate",
+                    interval=0.05,
+                ),
+                30,
+            )
+            res = await drctl(time_env, "approve", wid, "--as", "bob", "--key", str(keys["bob"]))
+            world.hold_validation.set()
+            await until_awaiting(time_env, wid)
+            await finish(time_env, wid, cancel=True)
+        assert res.exit_code == 1
+        assert f"{wid} is not awaiting approval (phase validate)" in res.output
+        history = await time_env.client.get_workflow_handle(wid).fetch_history()
+        assert not any(e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events)
+
+    async def test_a_decision_on_a_finished_restore_is_refused_locally(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A restore that no longer awaits approval is refused before anything is signed or sent."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            await finish(time_env, wid)
+            with pytest.raises(RestoreCommandError, match="is no longer running \\(Completed\\)"):
+                await decide(time_env.client, wid, approver="bob", key=world.approver_keys["bob"], decision=REJECT)
+
+
+class TestUndo:
+    async def test_undo_gives_the_tenant_its_replaced_data_back(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """`undo --wait` on a promoted restore runs UndoPromotionWorkflow as undo-<id> for its plan and tenant:
+        the live data is what it was before the promotion and the projections use the shared database again."""
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            wid = await promoted(time_env, world, task_queue)
+            assert world.live != before
+            assert world.projection_database != "projections"
+            res = await drctl(time_env, "undo", wid, "--wait", "--task-queue", task_queue)
+        assert res.exit_code == 0, res.output
+        assert f"workflow: undo-{wid}" in res.output
+        assert "has its data back: 3 segment(s) restored" in res.output
+        assert world.of("backups.undo_promotion") == [UndoPromotionInput("local", TENANT, wid)]
+        assert world.live == before
+        assert world.projection_database == "projections"
+
+    async def test_undo_of_a_restore_that_was_not_promoted_is_refused(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A sandbox restore never replaced live data: undo refuses, saying so, and starts nothing."""
+        async with worker(time_env, world, task_queue):
+            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            await finish(time_env, wid)
+            res = await drctl(time_env, "undo", wid, "--task-queue", task_queue)
+        assert res.exit_code == 1
+        assert f"restore {wid} was not promoted (outcome sandbox-validated)" in res.output
+        assert world.of("backups.undo_promotion") == []
+
+
+class TestList:
+    async def test_list_finds_the_run_by_plan_and_tenant(
+        self, dev_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A finished restore is listed under its plan and tenant with its phase, and left out by --open."""
+        async with worker(dev_env, world, task_queue):
+            wid = await start(dev_env, task_queue, mode=MODE_SANDBOX)
+            await finish(dev_env, wid)
+        rows: list[restore_cmd.RestoreListing] = []
+        for _ in range(100):  # visibility is eventually consistent
+            rows = [
+                r for r in await list_restores(dev_env.client, plan="local", tenant_id=TENANT) if r.workflow_id == wid
+            ]
+            if rows and rows[0].phase == "completed":
+                break
+            await asyncio.sleep(0.1)
+        res = await drctl(dev_env, "list", "--plan", "local", "--tenant", TENANT, "--json")
+        running = await drctl(dev_env, "list", "--tenant", TENANT, "--open", "--json")
+        assert [(r.plan, r.tenant_id, r.phase, r.status) for r in rows] == [("local", TENANT, "completed", "Completed")]
+        assert res.exit_code == 0, res.output
+        assert wid in [r["workflow_id"] for r in json.loads(res.stdout)]
+        assert running.exit_code == 0, running.output
+        assert wid not in [r["workflow_id"] for r in json.loads(running.stdout)]
