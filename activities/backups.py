@@ -13,6 +13,7 @@ and promote refuses to read from one that is not sealed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
@@ -77,11 +78,14 @@ from domain.messages.backups import (
     PromoteInput,
     PromoteResult,
     RecoveryPoint,
+    RecoveryPointAgesInput,
+    RecoveryPointAgesResult,
     RegisterRecoveryPointInput,
     RegisterRecoveryPointResult,
     SealQuarantineInput,
     SealQuarantineResult,
     Segment,
+    TenantRecoveryPointAge,
     UndoPromotionInput,
     UndoPromotionResult,
     VerifyManifestInput,
@@ -92,18 +96,22 @@ from domain.messages.backups import (
     WriteManifestResult,
     manifest_blob,
     package_blob,
+    parse_utc,
     promotion_journal_blob,
     replaced_blob,
     signature_blob,
     utc_iso,
 )
 from domain.messages.integrity import IntegrityProblem, Manifest, PackageEntry, Signature
+from domain.plan import DrPlan
 
 # Decompressed bytes looked at per step when counting records, whatever a block inflates to.
 INFLATE_STEP = 1 << 20
 PROMOTION_STARTED = "started"
 PROMOTION_DONE = "promoted"
 PROMOTION_UNDONE = "undone"
+# Catalog reads in flight at once when looking up every tenant's newest recovery point.
+AGES_CONCURRENCY = 8
 
 
 def _catalog_error(error: CatalogError) -> ApplicationError:
@@ -572,6 +580,15 @@ class BackupActivities:
             raise _catalog_error(exc) from None
         return FindRecoveryPointResult(request.plan, point)
 
+    @activity.defn(name="backups.recovery_point_ages")
+    async def recovery_point_ages(self, request: RecoveryPointAgesInput) -> RecoveryPointAgesResult:
+        """Each tenant's newest completed recovery point, its age now and the tenant's RPO target."""
+        plan = self._clients(request.plan).plan
+        try:
+            return await tenant_recovery_point_ages(self.catalog, plan, dt.datetime.now(dt.UTC))
+        except CatalogError as exc:
+            raise _catalog_error(exc) from None
+
     @activity.defn(name="backups.verify_manifest")
     async def verify_manifest(self, request: VerifyManifestInput) -> VerifyManifestResult:
         """Check the manifest's signature (by a trusted key) and Merkle root, that the catalog agrees
@@ -920,3 +937,33 @@ class BackupActivities:
             except ResourceNotFoundError:
                 return False
         return True
+
+
+async def tenant_recovery_point_ages(
+    catalog: BackupCatalog, plan: DrPlan, now: dt.datetime, *, concurrency: int = AGES_CONCURRENCY
+) -> RecoveryPointAgesResult:
+    """Every tenant's newest completed recovery point in ``catalog`` and how old it is at ``now``
+    (shared by backups.recovery_point_ages and the readiness checks). A catalog file that does not
+    exist yet means no tenant has one; it is not created by looking."""
+    measured_at = utc_iso(now)
+    if not catalog.path.exists():
+        return RecoveryPointAgesResult(
+            plan.name,
+            measured_at,
+            catalog_found=False,
+            tenants=tuple(TenantRecoveryPointAge(t.id, plan.tenant_rpo_seconds(t)) for t in plan.tenants),
+        )
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def newest(tenant_id: str, target: int) -> TenantRecoveryPointAge:
+        async with gate:
+            found = await catalog.list_for_tenant(tenant_id, status=STATUS_COMPLETED, limit=1)
+        heartbeat({"tenant": tenant_id})
+        if not found:
+            return TenantRecoveryPointAge(tenant_id, target)
+        point = found[0]
+        age = max(0.0, (now - parse_utc(point.created_at)).total_seconds())
+        return TenantRecoveryPointAge(tenant_id, target, point.recovery_point_id, point.created_at, age)
+
+    ages = await asyncio.gather(*(newest(t.id, plan.tenant_rpo_seconds(t)) for t in plan.tenants))
+    return RecoveryPointAgesResult(plan.name, measured_at, catalog_found=True, tenants=tuple(ages))

@@ -17,6 +17,7 @@ import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,25 @@ AZURE_REGIONS = frozenset(
 ENVIRONMENTS = ("production", "staging", "test", "dev")
 EDITIONS = ("enterprise", "pro", "free")
 
+_MINUTE = 60
+_HOUR = 3600
+# The operations guide's "RPO/RTO by Environment & Edition" (seconds): (environment, edition) ->
+# (RPO target, RTO target). Outside production the targets do not depend on the edition.
+RECOVERY_TARGETS: dict[tuple[str, str], tuple[int, int]] = {
+    ("production", "enterprise"): (5 * _MINUTE, 30 * _MINUTE),
+    ("production", "pro"): (15 * _MINUTE, 30 * _MINUTE),
+    ("production", "free"): (24 * _HOUR, 2 * _HOUR),
+    **{("staging", edition): (1 * _HOUR, 1 * _HOUR) for edition in EDITIONS},
+    **{("test", edition): (12 * _HOUR, 2 * _HOUR) for edition in EDITIONS},
+    **{("dev", edition): (24 * _HOUR, 4 * _HOUR) for edition in EDITIONS},
+}
+TARGET_FIELDS = ("rpo_seconds", "rto_seconds")
+
+
+def default_targets(environment: str, edition: str) -> tuple[int, int]:
+    """The guide's (RPO, RTO) targets in seconds for an environment and edition; KeyError if unknown."""
+    return RECOVERY_TARGETS[(environment, edition)]
+
 
 @dataclass(frozen=True)
 class FrontDoorSpec:
@@ -163,6 +183,51 @@ class Tenant:
     home_region: str
     residency: str  # name of a residency policy
     edition: str = "enterprise"
+
+
+@dataclass(frozen=True)
+class TargetsSpec:
+    """The plan's [targets]: its recovery objectives in seconds. None (the field left out) takes the
+    operations guide's value for the plan's environment and edition (``RECOVERY_TARGETS``)."""
+
+    rpo_seconds: int | None = None
+    rto_seconds: int | None = None
+
+
+DEFAULT_DRILL_CALENDAR = "first sunday 02:00 UTC"
+
+
+@dataclass(frozen=True)
+class Blackout:
+    """A window in which no drill runs (a change freeze, a peak season): start inclusive, end
+    exclusive, both ISO 8601 UTC (``...Z``)."""
+
+    start: str
+    end: str
+    reason: str
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether ``moment`` (timezone-aware) falls inside the window."""
+        return _utc(self.start) <= moment < _utc(self.end)
+
+
+@dataclass(frozen=True)
+class DrillSpec:
+    """The plan's [drill]: which estate its DR drills exercise (never the plan's own), when they run,
+    the windows they keep out of, and how many tenants each drill restores."""
+
+    estate: str  # the name of the drill estate's plan, which the workers also serve
+    calendar: str = DEFAULT_DRILL_CALENDAR
+    blackouts: tuple[Blackout, ...] = ()
+    sample_tenants: int = 1
+
+    def blackout_at(self, moment: datetime) -> Blackout | None:
+        """The blackout window ``moment`` falls in, if any."""
+        return next((b for b in self.blackouts if b.contains(moment)), None)
+
+
+def _utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -246,6 +311,8 @@ class DrPlan:
     approvers: tuple[Approver, ...] = ()
     approvals_required: int = 2
     backup: BackupSpec = field(default_factory=BackupSpec)
+    targets: TargetsSpec = field(default_factory=TargetsSpec)
+    drill: DrillSpec | None = None  # None: the plan has no [drill] table, so no drills
     source: str = ""
     digest: str = ""  # sha256 of the plan file and its tenants file: starter and worker must agree
 
@@ -272,6 +339,28 @@ class DrPlan:
 
     def approver(self, name: str) -> Approver | None:
         return next((a for a in self.approvers if a.name == name), None)
+
+    @property
+    def rpo_target_seconds(self) -> int:
+        """The plan's RPO target: [targets].rpo_seconds, else the guide's for its environment and edition."""
+        if self.targets.rpo_seconds is not None:
+            return self.targets.rpo_seconds
+        return default_targets(self.environment, self.edition)[0]
+
+    @property
+    def rto_target_seconds(self) -> int:
+        """The plan's RTO target: [targets].rto_seconds, else the guide's for its environment and edition."""
+        if self.targets.rto_seconds is not None:
+            return self.targets.rto_seconds
+        return default_targets(self.environment, self.edition)[1]
+
+    def tenant_rpo_seconds(self, tenant: Tenant) -> int:
+        """A tenant's RPO target: the plan's explicit [targets].rpo_seconds, else the guide's for the
+        plan's environment and the tenant's own edition (a free tenant of an enterprise estate is
+        backed up daily, not every five minutes)."""
+        if self.targets.rpo_seconds is not None:
+            return self.targets.rpo_seconds
+        return default_targets(self.environment, tenant.edition)[0]
 
 
 class _Reader:
@@ -559,6 +648,8 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
         )
 
     backup = _read_backup(r, raw, tenants, base_dir)
+    targets = _read_targets(r, raw)
+    drill = _read_drill(r, raw, name)
 
     if r.issues:
         raise PlanError(source, r.issues)
@@ -582,6 +673,8 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
         approvers=tuple(approvers),
         approvals_required=approvals_required,
         backup=backup,
+        targets=targets,
+        drill=drill,
         source=source,
     )
 
@@ -612,6 +705,98 @@ def validate_failback_steps(steps: Any, soak_seconds: int, interval_seconds: int
             )
         )
     return issues
+
+
+def _read_targets(r: _Reader, raw: Mapping[str, Any]) -> TargetsSpec:
+    """The optional [targets] table: whole seconds, each at least 1; a field left out takes the
+    guide's value for the plan's environment and edition."""
+    t = r.table(raw, "targets", "", required=False)
+    for key in t:
+        if key not in TARGET_FIELDS:
+            close = difflib.get_close_matches(str(key), TARGET_FIELDS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"use {' or '.join(TARGET_FIELDS)} (whole seconds)"
+            r.problem(f"targets.{key}", "unknown field", hint)
+    values: dict[str, int | None] = {}
+    for key in TARGET_FIELDS:
+        value = t.get(key)
+        what = key.split("_")[0].upper()
+        if value is None:
+            values[key] = None
+        elif isinstance(value, bool) or not isinstance(value, int):
+            r.problem(
+                f"targets.{key}",
+                f"expected whole seconds, found {value!r}",
+                f"e.g. {key} = 300 for 5 minutes; leave it out for the operations guide's {what} target",
+            )
+            values[key] = None
+        elif value < 1:
+            r.problem(f"targets.{key}", f"must be at least 1 second, found {value}", f"set {key} >= 1")
+            values[key] = None
+        else:
+            values[key] = value
+    return TargetsSpec(rpo_seconds=values["rpo_seconds"], rto_seconds=values["rto_seconds"])
+
+
+DRILL_FIELDS = ("estate", "calendar", "blackouts", "sample_tenants")
+
+
+def _read_drill(r: _Reader, raw: Mapping[str, Any], plan_name: str) -> DrillSpec | None:
+    """The optional [drill] table: the drill estate (another plan), the calendar, blackout windows
+    (``[[drill.blackouts]]`` with start, end and reason) and the tenants restored per drill."""
+    if raw.get("drill") is None:
+        return None
+    d = r.table(raw, "drill", "")
+    for key in d:
+        if key not in DRILL_FIELDS:
+            close = difflib.get_close_matches(str(key), DRILL_FIELDS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"use {', '.join(DRILL_FIELDS)}"
+            r.problem(f"drill.{key}", "unknown field", hint)
+    estate = r.text(d, "estate", "drill.")
+    if estate and estate == plan_name:
+        r.problem(
+            "drill.estate",
+            f"names this plan ({plan_name}) itself: a drill would fail production over",
+            'name the plan of a separate drill estate, e.g. estate = "local-drill"',
+        )
+    calendar = r.text(d, "calendar", "drill.", DEFAULT_DRILL_CALENDAR)
+    sample = int(r.number(d, "sample_tenants", "drill.", 1, minimum=1, integer=True))
+    raw_blackouts = d.get("blackouts", [])
+    if not isinstance(raw_blackouts, list):
+        r.problem("drill.blackouts", "expected [[drill.blackouts]] tables", "add [[drill.blackouts]] start/end/reason")
+        raw_blackouts = []
+    blackouts: list[Blackout] = []
+    for i, b in enumerate(raw_blackouts):
+        path = f"drill.blackouts[{i}]."
+        if not isinstance(b, dict):
+            r.problem(path.rstrip("."), "expected a table", "use [[drill.blackouts]] with start, end and reason")
+            continue
+        start, end = _instant(r, b, "start", path), _instant(r, b, "end", path)
+        reason = r.text(b, "reason", path)
+        if start and end and _utc(end) <= _utc(start):
+            r.problem(f"{path}end", f"ends ({end}) before it starts ({start})", "give an end after the start")
+            continue
+        if start and end and reason:
+            blackouts.append(Blackout(start, end, reason))
+    return DrillSpec(estate=estate, calendar=calendar, blackouts=tuple(blackouts), sample_tenants=sample)
+
+
+def _instant(r: _Reader, data: Mapping[str, Any], key: str, path: str) -> str:
+    """A point in time with a timezone (a TOML offset date-time or an ISO 8601 string) as ``...Z``."""
+    value = data.get(key)
+    fix = f"{key} = 2026-12-20T00:00:00Z (UTC, or with an offset)"
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if moment is None:
+        r.problem(f"{path}{key}", f"expected a date and time, found {value!r}", fix)
+        return ""
+    if moment.tzinfo is None:
+        r.problem(f"{path}{key}", f"{value!s} has no timezone", fix)
+        return ""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _read_backup(r: _Reader, raw: Mapping[str, Any], tenants: tuple[Tenant, ...], base_dir: Path | None) -> BackupSpec:

@@ -21,7 +21,7 @@ import httpx
 from activities.integrity import generate_private_key, save_private_key
 from starters.azurite import AzuriteError, account_url, azurite_argv, azurite_ready
 
-SEARCH_ATTRIBUTES = {"DrPlan": "Keyword", "DrPhase": "Keyword", "TenantId": "Keyword"}
+SEARCH_ATTRIBUTES = {"DrPlan": "Keyword", "DrPhase": "Keyword", "TenantId": "Keyword", "DrReadiness": "Keyword"}
 
 
 class StackError(Exception):

@@ -60,6 +60,8 @@ def recovery_activities(estates: Estates, env: Mapping[str, str] | None = None) 
 
 
 def activity_objects(estates: Estates, env: Mapping[str, str] | None = None) -> list[object]:
+    recovery = recovery_activities(estates, env)
+    backups = next((o for o in recovery if isinstance(o, BackupActivities)), None)
     return [
         FrontDoorActivities(estates),
         ServiceBusActivities(estates),
@@ -68,8 +70,9 @@ def activity_objects(estates: Estates, env: Mapping[str, str] | None = None) -> 
         PlatformActivities(estates),
         HealthActivities(estates),
         PlanActivities(estates),
-        ReadinessActivities(estates),
-        *recovery_activities(estates, env),
+        # With a catalog the readiness checks include each tenant's newest recovery point.
+        ReadinessActivities(estates, catalog=backups.catalog if backups else None),
+        *recovery,
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
+from workflows.readiness import ReadinessWorkflow
 from workflows.repin import RepinTenantsWorkflow
 from workflows.restore import TenantRestoreWorkflow, UndoPromotionWorkflow
 
@@ -13,4 +14,5 @@ WORKFLOWS: tuple[type, ...] = (
     FailbackWorkflow,
     TenantRestoreWorkflow,
     UndoPromotionWorkflow,
+    ReadinessWorkflow,
 )

@@ -393,3 +393,36 @@ class CleanupQuarantineResult:
     restore_id: str
     container: str
     deleted: bool
+
+
+@dataclass(frozen=True)
+class RecoveryPointAgesInput:
+    """How old each tenant's newest completed recovery point of the plan is, now."""
+
+    plan: str
+
+
+@dataclass(frozen=True)
+class TenantRecoveryPointAge:
+    """One tenant's newest completed recovery point and its age against the tenant's RPO target."""
+
+    tenant_id: str
+    rpo_target_seconds: int
+    recovery_point_id: str | None = None  # None: the tenant has no completed recovery point
+    created_at: str | None = None
+    age_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class RecoveryPointAgesResult:
+    plan: str
+    measured_at: str  # the moment the ages are counted from (ISO 8601 UTC)
+    catalog_found: bool  # False: the catalog database does not exist yet (no backup ever ran here)
+    tenants: tuple[TenantRecoveryPointAge, ...]
+
+    @property
+    def worst_age_seconds(self) -> float | None:
+        """The oldest of the tenants' newest recovery points: the plan's effective RPO right now
+        (None when no tenant has one)."""
+        ages = [t.age_seconds for t in self.tenants if t.age_seconds is not None]
+        return max(ages) if ages else None

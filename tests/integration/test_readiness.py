@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import json
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,14 +19,31 @@ from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from temporalio.exceptions import ApplicationError
+from typer.testing import CliRunner
 
 from activities.azure import Estates
+from activities.backups import BackupActivities
+from activities.catalog import BackupCatalog
+from activities.integrity import generate_private_key
 from activities.readiness import ReadinessActivities
 from activities.servicebus import ServiceBusActivities
+from domain.messages.backups import (
+    BACKUP_INCREMENTAL,
+    STATUS_COMPLETED,
+    CopyPackageInput,
+    ListSegmentsInput,
+    RecoveryPoint,
+    RecoveryPointAgesInput,
+    RegisterRecoveryPointInput,
+    WriteManifestInput,
+    recovery_point_id,
+    utc_iso,
+)
 from domain.messages.readiness import (
     CHECK_COSMOS,
     CHECK_CREDENTIALS,
     CHECK_FRONTDOOR,
+    CHECK_RECOVERY_POINTS,
     CHECK_SERVICEBUS,
     CHECK_SOURCE_REGION,
     CHECK_TARGET_REGION,
@@ -36,8 +57,12 @@ from domain.messages.readiness import (
     sql_check_key,
 )
 from domain.messages.servicebus import FailoverAliasInput
-from domain.plan import DrPlan, FailoverGroupSpec, FailoverPolicy, FrontDoorSpec, SqlSpec
-from tests.conftest import EmulatorHandle
+from domain.plan import DrPlan, FailoverGroupSpec, FailoverPolicy, FrontDoorSpec, SqlSpec, TargetsSpec, load_plan
+from starters.cli import app
+from starters.plan_cmd import EXIT_NOT_READY
+from starters.seed_data import build_tenant, upload_segments
+from tests.conftest import LOCAL_PLAN, EmulatorHandle
+from tests.integration.azurite import AzuriteHandle
 
 ALL_KEYS = {
     CHECK_TARGET_REGION,
@@ -150,10 +175,31 @@ class TestInitialEstate:
     async def test_scheduled_check_runs_the_same_checks_primary_to_dr(
         self, readiness: ReadinessActivities, plan: DrPlan
     ) -> None:
-        """readiness.check reports the pre-flight's checks for the plan's primary-to-DR direction."""
+        """readiness.check reports the pre-flight's checks for the primary-to-DR direction, then recovery points."""
         report = await readiness.check(ReadinessInput(plan.name))
+        preflight = await readiness.preflight(failover(plan))
         assert (report.from_region, report.to_region) == (plan.primary_region, plan.dr_region)
-        assert statuses(report) == dict.fromkeys(ALL_KEYS, OK)
+        assert [c.key for c in report.checks] == [*(c.key for c in preflight.checks), CHECK_RECOVERY_POINTS]
+        assert statuses(report) == dict.fromkeys(ALL_KEYS, OK) | {CHECK_RECOVERY_POINTS: WARN}
+
+    async def test_without_a_catalog_recovery_points_warn_that_they_were_not_checked(
+        self, readiness: ReadinessActivities, plan: DrPlan
+    ) -> None:
+        """A worker without backups says it could not look at recovery points, and how to configure them."""
+        check = by_key(await readiness.check(ReadinessInput(plan.name)))[CHECK_RECOVERY_POINTS]
+        assert check.status == WARN
+        assert "not configured" in check.detail
+        assert "DR_SIGNING_KEY" in check.fix
+
+    async def test_ok_checks_carry_no_fix_and_failures_do(
+        self, plan: DrPlan, make_estates: Any, emulator: EmulatorHandle
+    ) -> None:
+        """Every WARN or FAIL row says what to do; OK rows leave the fix empty."""
+        emulator.region(plan.dr_region, "down")
+        report = await readiness_for(make_estates(plan)).preflight(failover(plan))
+        for check in report.checks:
+            assert bool(check.fix) == (check.status != OK), check
+        assert plan.dr_region in by_key(report)[CHECK_TARGET_REGION].fix
 
     async def test_reverse_direction_reports_nothing_to_do(self, readiness: ReadinessActivities, plan: DrPlan) -> None:
         """Towards the current primary region every data service is already there, which is OK."""
@@ -389,3 +435,427 @@ class TestTransientFaults:
         assert check.status == FAIL
         assert "no result within 0.5 s" in check.detail
         assert statuses(report) == dict.fromkeys(ALL_KEYS, OK) | {CHECK_COSMOS: FAIL}
+
+
+# ---- the readiness run: recovery points and each problem on its own ------------------------------
+
+RUN_KEYS = ALL_KEYS | {CHECK_RECOVERY_POINTS}
+PRO_TENANT = "t0001-globex"  # RPO target 15 minutes (production, pro)
+FREE_TENANT = "t0002-initech"  # RPO target 24 hours (production, free)
+ENTERPRISE_TENANT = "t0003-umbrella"  # RPO target 5 minutes (production, enterprise)
+
+
+@pytest.fixture
+def small_plan(plan: DrPlan) -> DrPlan:
+    """The local estate with six tenants of all three editions, so catalogs fill quickly."""
+    return dataclasses.replace(plan, tenants=plan.tenants[:6])
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> BackupCatalog:
+    return BackupCatalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+async def record_point(catalog: BackupCatalog, plan: DrPlan, tenant_id: str, age: dt.timedelta) -> RecoveryPoint:
+    """A completed recovery point of ``tenant_id`` created ``age`` ago (catalog row only)."""
+    created = dt.datetime.now(dt.UTC) - age
+    rp = recovery_point_id(created, plan.primary_region, tenant_id)
+    await catalog.register(
+        RecoveryPoint(rp, tenant_id, plan.primary_region, BACKUP_INCREMENTAL, utc_iso(created), "in_progress", "1.0.0")
+    )
+    point, _ = await catalog.complete(
+        rp,
+        packages=(),
+        merkle_root="0" * 64,
+        signature="sig",
+        key_id="key",
+        manifest_blob=f"recovery-points/{rp}/manifest.json",
+        manifest_uri=f"https://example.invalid/{rp}",
+        time_from=None,
+        time_to=None,
+    )
+    return point
+
+
+async def fill(
+    catalog: BackupCatalog,
+    plan: DrPlan,
+    *,
+    but: str | tuple[str, ...] = (),
+    age: dt.timedelta = dt.timedelta(minutes=1),
+) -> None:
+    """Give every tenant of ``plan`` (except ``but``) a recovery point ``age`` old."""
+    skip = (but,) if isinstance(but, str) else but
+    for tenant in plan.tenants:
+        if tenant.id not in skip:
+            await record_point(catalog, plan, tenant.id, age)
+
+
+@pytest.fixture
+async def run(small_plan: DrPlan, make_estates: Any, catalog: BackupCatalog) -> ReadinessActivities:
+    """Readiness with a backup catalog in which every tenant has a fresh recovery point."""
+    await fill(catalog, small_plan)
+    return readiness_for(make_estates(small_plan), catalog=catalog)
+
+
+def not_ok(report: ReadinessReport) -> dict[str, str]:
+    return {c.key: c.status for c in report.checks if c.status != OK}
+
+
+def suspend_replication(
+    emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, group_name: str, state: str = "SUSPENDED"
+) -> None:
+    """Make the emulator report ``state`` as the replicationState of one failover group, with both
+    regions healthy (the emulator derives the state from region health only)."""
+    sql = emulator.server.provider("sql")
+    original = sql.group_body
+
+    def group_body(group: Any, server: Any) -> dict[str, Any]:
+        body: dict[str, Any] = original(group, server)
+        if group.name == group_name:
+            body["properties"]["replicationState"] = state
+        return body
+
+    emulator.call(lambda: monkeypatch.setattr(sql, "group_body", group_body))
+
+
+class TestReadinessRun:
+    async def test_every_check_is_ok_when_every_tenant_was_just_backed_up(
+        self, run: ReadinessActivities, small_plan: DrPlan
+    ) -> None:
+        """With fresh recovery points for every tenant the whole readiness table is OK."""
+        report = await run.check(ReadinessInput(small_plan.name))
+        assert statuses(report) == dict.fromkeys(RUN_KEYS, OK), report.checks
+        check = by_key(report)[CHECK_RECOVERY_POINTS]
+        assert check.detail.startswith("6/6 tenant(s) within their RPO target")
+        assert report.rpo_effective_seconds is not None
+        assert 55 <= report.rpo_effective_seconds <= 120
+        assert report.status == OK
+
+    async def test_preflight_leaves_recovery_points_out(self, run: ReadinessActivities, small_plan: DrPlan) -> None:
+        """Failover's pre-flight runs the same estate checks but never the recovery-point one."""
+        report = await run.preflight(failover(small_plan))
+        assert set(statuses(report)) == ALL_KEYS
+        assert report.rpo_effective_seconds is None
+
+
+class TestDetectsEachProblemOnItsOwn:
+    async def test_dr_region_down(self, run: ReadinessActivities, small_plan: DrPlan, emulator: EmulatorHandle) -> None:
+        """A down DR region FAILs target-region alone; SQL replication, stopped by it, only WARNs."""
+        emulator.region(small_plan.dr_region, "down")
+        report = await run.check(ReadinessInput(small_plan.name))
+        sql = {sql_check_key("fog-tenants"), sql_check_key("fog-audit")}
+        assert not_ok(report) == {CHECK_TARGET_REGION: FAIL} | dict.fromkeys(sql, WARN), report.checks
+        target = by_key(report)[CHECK_TARGET_REGION]
+        assert "503" in target.detail
+        assert f"DR region {small_plan.dr_region} cannot take the traffic" in target.fix
+        for key in sql:
+            assert f"while {small_plan.dr_region} is out" in by_key(report)[key].detail
+        assert report.status == FAIL
+
+    async def test_pending_servicebus_replication(
+        self, run: ReadinessActivities, small_plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A replication backlog on the alias WARNs servicebus alone, with the count and how to wait it out."""
+        set_backlog(emulator, 400, rate=1.0)
+        report = await run.check(ReadinessInput(small_plan.name))
+        assert not_ok(report) == {CHECK_SERVICEBUS: WARN}, report.checks
+        check = by_key(report)[CHECK_SERVICEBUS]
+        assert re.search(r"\d+ replication operation\(s\) pending", check.detail)
+        assert "pendingReplicationOperationsCount is 0" in check.fix
+
+    async def test_sql_failover_group_not_replicating(
+        self,
+        run: ReadinessActivities,
+        small_plan: DrPlan,
+        emulator: EmulatorHandle,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A group whose replication is SUSPENDED while both regions answer FAILs its own check alone."""
+        suspend_replication(emulator, monkeypatch, "fog-audit")
+        report = await run.check(ReadinessInput(small_plan.name))
+        assert not_ok(report) == {sql_check_key("fog-audit"): FAIL}, report.checks
+        check = by_key(report)[sql_check_key("fog-audit")]
+        assert "replication SUSPENDED although both regions answer" in check.detail
+        assert "resume it" in check.fix
+
+    async def test_seeding_sql_failover_group_warns(
+        self,
+        run: ReadinessActivities,
+        small_plan: DrPlan,
+        emulator: EmulatorHandle,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A group still SEEDING its secondary WARNs: the copy is not usable yet."""
+        suspend_replication(emulator, monkeypatch, "fog-tenants", "SEEDING")
+        report = await run.check(ReadinessInput(small_plan.name))
+        assert not_ok(report) == {sql_check_key("fog-tenants"): WARN}, report.checks
+        assert "seeding" in by_key(report)[sql_check_key("fog-tenants")].fix
+
+    async def test_tenant_recovery_point_older_than_its_rpo(
+        self, small_plan: DrPlan, make_estates: Any, catalog: BackupCatalog
+    ) -> None:
+        """A pro tenant whose newest recovery point is 20 minutes old (target 15) WARNs recovery-points alone."""
+        await fill(catalog, small_plan, but=PRO_TENANT)
+        await record_point(catalog, small_plan, PRO_TENANT, dt.timedelta(hours=5))
+        await record_point(catalog, small_plan, PRO_TENANT, dt.timedelta(minutes=20))
+        report = await readiness_for(make_estates(small_plan), catalog=catalog).check(ReadinessInput(small_plan.name))
+        assert not_ok(report) == {CHECK_RECOVERY_POINTS: WARN}, report.checks
+        check = by_key(report)[CHECK_RECOVERY_POINTS]
+        assert "5/6 tenant(s) within their RPO target, 1 older than it" in check.detail
+        assert f"{PRO_TENANT} 20m > 15m" in check.detail
+        assert "BackupWorkflow" in check.fix
+        assert report.rpo_effective_seconds is not None
+        assert 1195 <= report.rpo_effective_seconds <= 1260
+
+    async def test_recovery_point_more_than_twice_too_old_or_missing_fails(
+        self, small_plan: DrPlan, make_estates: Any, catalog: BackupCatalog
+    ) -> None:
+        """Past twice its target, or with no completed recovery point at all, a tenant FAILs the check."""
+        await fill(catalog, small_plan, but=(ENTERPRISE_TENANT, PRO_TENANT))
+        await record_point(catalog, small_plan, ENTERPRISE_TENANT, dt.timedelta(minutes=11))
+        report = await readiness_for(make_estates(small_plan), catalog=catalog).check(ReadinessInput(small_plan.name))
+        assert not_ok(report) == {CHECK_RECOVERY_POINTS: FAIL}, report.checks
+        detail = by_key(report)[CHECK_RECOVERY_POINTS].detail
+        assert "1 without any completed recovery point" in detail
+        # The tenant with none is named first, then the most overdue.
+        assert detail.index(f"{PRO_TENANT} none") < detail.index(f"{ENTERPRISE_TENANT} 11m > 5m")
+
+    async def test_each_tenant_is_held_to_its_own_edition(
+        self, small_plan: DrPlan, make_estates: Any, catalog: BackupCatalog
+    ) -> None:
+        """A free tenant backed up 3 hours ago is within its daily target; an explicit plan target binds all."""
+        await fill(catalog, small_plan, but=FREE_TENANT)
+        await record_point(catalog, small_plan, FREE_TENANT, dt.timedelta(hours=3))
+        report = await readiness_for(make_estates(small_plan), catalog=catalog).check(ReadinessInput(small_plan.name))
+        assert by_key(report)[CHECK_RECOVERY_POINTS].status == OK
+        strict = dataclasses.replace(small_plan, targets=TargetsSpec(rpo_seconds=7200))
+        report = await readiness_for(make_estates(strict), catalog=catalog).check(ReadinessInput(strict.name))
+        check = by_key(report)[CHECK_RECOVERY_POINTS]
+        assert check.status == WARN
+        assert f"{FREE_TENANT} 3h > 2h" in check.detail
+
+    async def test_no_catalog_yet_fails_and_is_not_created(
+        self, small_plan: DrPlan, make_estates: Any, tmp_path: Path
+    ) -> None:
+        """A configured catalog no backup has written yet FAILs every tenant, and looking does not create it."""
+        missing = BackupCatalog(f"sqlite:///{tmp_path / 'never' / 'catalog.db'}")
+        report = await readiness_for(make_estates(small_plan), catalog=missing).check(ReadinessInput(small_plan.name))
+        check = by_key(report)[CHECK_RECOVERY_POINTS]
+        assert check.status == FAIL
+        assert "6 without any completed recovery point" in check.detail
+        assert "no backup has run there" in check.detail
+        assert not missing.path.exists()
+
+
+class TestResourcesAsPlanned:
+    async def test_database_left_out_of_its_failover_group_fails(self, plan: DrPlan, make_estates: Any) -> None:
+        """A plan database the failover group does not hold FAILs that group's check, naming the database."""
+        audit = plan.sql.failover_groups[1]
+        more = dataclasses.replace(audit, databases=(*audit.databases, "ledger"))
+        broken = dataclasses.replace(plan, sql=SqlSpec((plan.sql.failover_groups[0], more)))
+        report = await readiness_for(make_estates(broken)).preflight(failover(broken))
+        check = by_key(report)[sql_check_key("fog-audit")]
+        assert check.status == FAIL
+        assert "ledger" in check.detail
+        assert "--add-db ledger" in check.fix
+        assert by_key(report)[sql_check_key("fog-tenants")].status == OK
+
+    async def test_cosmos_region_missing_from_the_account_fails(self, plan: DrPlan, make_estates: Any) -> None:
+        """A planned Cosmos DB region the account does not have FAILs cosmos, naming it."""
+        broken = dataclasses.replace(
+            plan, cosmos=dataclasses.replace(plan.cosmos, regions=(*plan.cosmos.regions, "westus2"))
+        )
+        report = await readiness_for(make_estates(broken)).preflight(failover(broken))
+        check = by_key(report)[CHECK_COSMOS]
+        assert check.status == FAIL
+        assert "planned region(s) westus2" in check.detail
+        assert not_ok(report) == {CHECK_COSMOS: FAIL}
+
+    async def test_a_refused_read_fails_the_credentials_check(
+        self, readiness: ReadinessActivities, plan: DrPlan, emulator: EmulatorHandle
+    ) -> None:
+        """A token that ARM answers with 403 FAILs credentials as well as the check that was refused."""
+        emulator.fault("DatabaseAccounts_Get", 403, count=100)
+        report = await readiness.preflight(failover(plan))
+        checks = by_key(report)
+        assert checks[CHECK_COSMOS].status == FAIL
+        assert "RBAC role" in checks[CHECK_COSMOS].fix
+        assert checks[CHECK_CREDENTIALS].status == FAIL
+        assert "refused (403)" in checks[CHECK_CREDENTIALS].detail
+        assert not_ok(report) == {CHECK_COSMOS: FAIL, CHECK_CREDENTIALS: FAIL}
+
+
+# ---- recovery point ages from real backups (Azurite + a SQLite catalog) ---------------------------
+
+
+@pytest.fixture
+def blob_plan(small_plan: DrPlan) -> DrPlan:
+    """The small plan with containers of its own in the session's Azurite."""
+    uid = uuid.uuid4().hex[:8]
+    backup = dataclasses.replace(
+        small_plan.backup,
+        live_container_prefix=f"t{uid}-",
+        backup_container=f"bk-{uid}",
+        quarantine_container_prefix=f"q{uid}-",
+    )
+    return dataclasses.replace(small_plan, backup=backup)
+
+
+@pytest.fixture
+async def blob_estates(blob_plan: DrPlan, azurite: AzuriteHandle, emulator: EmulatorHandle) -> AsyncIterator[Estates]:
+    """The emulator's ARM and ops API with Blob Storage at Azurite, as a backup-enabled worker has."""
+    found = Estates([blob_plan], azurite.connection(emulator.connection()))
+    try:
+        yield found
+    finally:
+        await found.close()
+
+
+async def back_up(backups: BackupActivities, plan: DrPlan, tenant: str, created: dt.datetime) -> str:
+    """What BackupWorkflow does for one tenant: register, copy each live segment, sign, complete."""
+    rp = recovery_point_id(created, plan.primary_region, tenant)
+    common: dict[str, Any] = {
+        "plan": plan.name,
+        "recovery_point_id": rp,
+        "tenant_id": tenant,
+        "region": plan.primary_region,
+        "backup_type": BACKUP_INCREMENTAL,
+        "created_at": utc_iso(created),
+    }
+    await backups.register_recovery_point(RegisterRecoveryPointInput(**common))
+    listed = await backups.list_segments(ListSegmentsInput(plan.name, tenant))
+    packages = tuple(
+        [
+            (await backups.copy_package(CopyPackageInput(plan.name, tenant, rp, segment.name))).package
+            for segment in listed.segments
+        ]
+    )
+    manifest = await backups.write_manifest(WriteManifestInput(packages=packages, **common))
+    await backups.register_recovery_point(
+        RegisterRecoveryPointInput(
+            status=STATUS_COMPLETED,
+            packages=packages,
+            merkle_root=manifest.merkle_root,
+            signature=manifest.signature,
+            key_id=manifest.key_id,
+            time_from=manifest.time_from,
+            time_to=manifest.time_to,
+            manifest_blob=manifest.manifest_blob,
+            manifest_uri=manifest.manifest_uri,
+            **common,
+        )
+    )
+    return rp
+
+
+class TestRecoveryPointAgesFromRealBackups:
+    async def test_ages_name_each_tenants_newest_completed_recovery_point(
+        self, blob_plan: DrPlan, blob_estates: Estates, catalog: BackupCatalog
+    ) -> None:
+        """backups.recovery_point_ages gives the newest backup's id and age, the tenant's target, or none."""
+        backups = BackupActivities(blob_estates, catalog, generate_private_key())
+        now = dt.datetime.now(dt.UTC)
+        start = now - dt.timedelta(hours=3)
+        await upload_segments(
+            blob_estates[blob_plan.name].blob,
+            blob_plan.backup,
+            build_tenant(PRO_TENANT, segments=2, start=start, instances=2),
+        )
+        await back_up(backups, blob_plan, PRO_TENANT, now - dt.timedelta(minutes=30))
+        newest = await back_up(backups, blob_plan, PRO_TENANT, now - dt.timedelta(minutes=2))
+        ages = await backups.recovery_point_ages(RecoveryPointAgesInput(blob_plan.name))
+        by_tenant = {t.tenant_id: t for t in ages.tenants}
+        assert set(by_tenant) == {t.id for t in blob_plan.tenants}
+        pro = by_tenant[PRO_TENANT]
+        assert pro.recovery_point_id == newest
+        assert pro.age_seconds is not None
+        assert 115 <= pro.age_seconds <= 180
+        assert pro.rpo_target_seconds == 15 * 60
+        assert by_tenant[FREE_TENANT].rpo_target_seconds == 24 * 3600
+        assert by_tenant[ENTERPRISE_TENANT].rpo_target_seconds == 5 * 60
+        assert by_tenant[FREE_TENANT].recovery_point_id is None
+        assert ages.catalog_found is True
+        assert ages.worst_age_seconds == pro.age_seconds
+
+    async def test_readiness_reads_the_same_catalog(
+        self, blob_plan: DrPlan, blob_estates: Estates, catalog: BackupCatalog
+    ) -> None:
+        """After one real backup the readiness run counts that tenant within target and FAILs on the rest."""
+        backups = BackupActivities(blob_estates, catalog, generate_private_key())
+        now = dt.datetime.now(dt.UTC)
+        await upload_segments(
+            blob_estates[blob_plan.name].blob,
+            blob_plan.backup,
+            build_tenant(PRO_TENANT, segments=1, start=now - dt.timedelta(hours=2), instances=2),
+        )
+        await back_up(backups, blob_plan, PRO_TENANT, now - dt.timedelta(minutes=1))
+        report = await readiness_for(blob_estates, catalog=catalog).check(ReadinessInput(blob_plan.name))
+        assert not_ok(report) == {CHECK_RECOVERY_POINTS: FAIL}, report.checks
+        detail = by_key(report)[CHECK_RECOVERY_POINTS].detail
+        assert detail.startswith("1/6 tenant(s) within their RPO target, 5 without any completed recovery point")
+        assert PRO_TENANT not in detail
+
+
+# ---- drctl plan check --local -----------------------------------------------------------------------
+
+
+def local_env(emulator: EmulatorHandle, catalog_url: str) -> dict[str, str]:
+    """What `drctl dev env` exports for the local stack, with this test's emulator and catalog."""
+    return {
+        "DR_ARM_ENDPOINT": emulator.url,
+        "DR_CA_FILE": emulator.ca_file,
+        "DR_OPS_ENDPOINT": emulator.url + "/regions/{region}",
+        "DR_POLLING_INTERVAL": "0.05",
+        "DR_CATALOG_URL": catalog_url,
+        "DR_LOG_LEVEL": "ERROR",
+        "COLUMNS": "250",
+    }
+
+
+class TestPlanCheckLocally:
+    def test_prints_the_table_and_exits_3_on_a_fail(self, emulator: EmulatorHandle, tmp_path: Path) -> None:
+        """`drctl plan check --local` prints every check with its fix and exits 3 when one FAILs."""
+        env = local_env(emulator, f"sqlite:///{tmp_path / 'catalog.db'}")
+        result = CliRunner().invoke(app, ["plan", "check", str(LOCAL_PLAN), "--local"], env=env)
+        assert result.exit_code == EXIT_NOT_READY, result.output
+        out = result.stdout
+        assert "plan local" in out
+        assert "Readiness of local: FAIL" in out
+        for title in (
+            "Target region westus",
+            "Service Bus alias",
+            "SQL failover group fog-audit",
+            "Tenant recovery points",
+        ):
+            assert title in out
+        assert "300 without any completed recovery point" in out
+        assert "run the BackupWorkflow for the plan" in out
+        assert "readiness FAIL: 8 OK, 1 FAIL" in out
+
+    def test_json_result_and_exit_0_when_only_warnings(self, emulator: EmulatorHandle, tmp_path: Path) -> None:
+        """With a backlog on the alias and fresh recovery points, --json shows a WARN run that exits 0."""
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+        plan = load_plan(LOCAL_PLAN)
+        asyncio.run(fill(BackupCatalog(url), plan))
+        set_backlog(emulator, 300, rate=1.0)
+        result = CliRunner().invoke(
+            app, ["plan", "check", str(LOCAL_PLAN), "--local", "--json"], env=local_env(emulator, url)
+        )
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["status"] == WARN
+        rows = {row["key"]: row for row in data["rows"]}
+        assert rows[CHECK_SERVICEBUS]["status"] == WARN
+        assert rows[CHECK_SERVICEBUS]["fix"]
+        assert rows[CHECK_RECOVERY_POINTS]["status"] == OK
+        assert data["workflow_id"] is None
+
+    def test_offline_only_validates(self) -> None:
+        """`drctl plan check --offline` validates and summarises the plan without reaching Azure or Temporal."""
+        env = {"TEMPORAL_ADDRESS": "127.0.0.1:1", "DR_ARM_ENDPOINT": "https://127.0.0.1:1", "COLUMNS": "200"}
+        result = CliRunner().invoke(app, ["plan", "check", str(LOCAL_PLAN), "--offline"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "plan local" in result.stdout
+        assert "Tenants (300)" in result.stdout
+        assert "Readiness" not in result.stdout

@@ -290,6 +290,37 @@ class TestBackup:
         assert "DR_BLOB_ENDPOINT" in issue.fix
 
 
+class TestTargets:
+    def test_targets_default_to_the_guides_table(self) -> None:
+        """Without [targets] a production enterprise plan has RPO 5 min and RTO 30 min; tenants follow their edition."""
+        plan = parse_plan(local_raw(inline_tenants=True), source="local.toml", base_dir=PLANS)
+        assert (plan.rpo_target_seconds, plan.rto_target_seconds) == (300, 1800)
+        assert [plan.tenant_rpo_seconds(t) for t in plan.tenants] == [300, 24 * 3600]
+
+    def test_environment_sets_the_default(self) -> None:
+        """A staging plan's targets are one hour each, whatever its edition."""
+        plan = parse_plan(local_raw(set_key("plan", "environment", value="staging")), base_dir=PLANS)
+        assert (plan.rpo_target_seconds, plan.rto_target_seconds) == (3600, 3600)
+
+    def test_explicit_targets_win_for_the_plan_and_every_tenant(self) -> None:
+        """[targets] rpo_seconds/rto_seconds replace the table's values, for every tenant too."""
+        plan = parse_plan(
+            local_raw(set_key("targets", value={"rpo_seconds": 120, "rto_seconds": 900}), inline_tenants=True),
+            base_dir=PLANS,
+        )
+        assert (plan.rpo_target_seconds, plan.rto_target_seconds) == (120, 900)
+        assert {plan.tenant_rpo_seconds(t) for t in plan.tenants} == {120}
+
+    def test_bad_targets_name_the_field_and_the_fix(self) -> None:
+        """A non-integer, a zero and an unknown key in [targets] are each reported with a fix."""
+        wrong = {"rpo_seconds": "5m", "rto_seconds": 0, "rpo_secs": 5, "rpo_minutes": 5}
+        found = issues(set_key("targets", value=wrong))
+        assert "expected whole seconds, found '5m'" in the_issue(found, "targets.rpo_seconds").problem
+        assert the_issue(found, "targets.rto_seconds").fix == "set rto_seconds >= 1"
+        assert the_issue(found, "targets.rpo_secs").fix == "did you mean rpo_seconds?"
+        assert the_issue(found, "targets.rpo_minutes").fix == "use rpo_seconds or rto_seconds (whole seconds)"
+
+
 class TestQuarantineNames:
     def test_plain_restore_id_keeps_its_name(self) -> None:
         """A restore id that already is a valid name suffix is used as it is."""
@@ -373,8 +404,10 @@ class TestFiles:
 
 class TestPlanCheckCommand:
     def test_valid_plan_prints_a_summary(self) -> None:
-        """`drctl plan check` on a valid plan exits 0 and summarises regions, tenants and approvers."""
-        result = CliRunner().invoke(app, ["plan", "check", str(PLANS / "example-azure.toml")], env={"COLUMNS": "200"})
+        """`drctl plan check --offline` on a valid plan exits 0 and summarises regions, tenants and approvers."""
+        result = CliRunner().invoke(
+            app, ["plan", "check", str(PLANS / "example-azure.toml"), "--offline"], env={"COLUMNS": "200"}
+        )
         assert result.exit_code == 0, result.output
         assert "plan contoso-prod" in result.stdout
         for text in ("eastus2", "centralus", "afd-contoso-prod", "eastus2-only", "alice", "Tenants (3)"):
