@@ -350,9 +350,12 @@ class BackupActivities:
 
     @activity.defn(name="backups.list_segments")
     async def list_segments(self, request: ListSegmentsInput) -> ListSegmentsResult:
-        """The tenant's live segments (blobs under segments/), by name."""
+        """The tenant's live segments (blobs under segments/), by name; none when its live container
+        does not exist (a tenant that never wrote data has nothing to back up, which is no error)."""
         clients = self._clients(request.plan)
         live = self._live(clients, request.tenant_id)
+        if await _container_metadata(live) is None:
+            return ListSegmentsResult(request.plan, request.tenant_id, live.container_name, (), container_exists=False)
         found = await _list_blobs(live, SEGMENTS_PREFIX)
         segments = tuple(
             Segment(

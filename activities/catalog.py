@@ -370,6 +370,23 @@ class BackupCatalog:
 
         return await self._run(work)
 
+    async def list_recent(self, *, status: str | None = None, limit: int | None = None) -> list[RecoveryPoint]:
+        """Every tenant's recovery points, newest first (what ``drctl backup list`` shows)."""
+        query = SELECT
+        args: list[Any] = []
+        if status is not None:
+            query += " WHERE Status = ?"
+            args.append(status)
+        query += " ORDER BY CreatedAt DESC, RecoveryPointId DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(limit)
+
+        def work(conn: sqlite3.Connection) -> list[RecoveryPoint]:
+            return [_row_to_point(row) for row in conn.execute(query, args).fetchall()]
+
+        return await self._run(work)
+
     async def newest_at_or_before(
         self, tenant_id: str, at: str, *, retention_days: int, now: dt.datetime | None = None
     ) -> RecoveryPoint:

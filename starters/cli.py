@@ -8,6 +8,7 @@ import typer
 
 from observability.logging import configure_logging
 from starters import (
+    backup_cmd,
     demo_cmd,
     dev_cmd,
     emulator_cmd,
@@ -52,6 +53,7 @@ app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(evidence_cmd.app, name="evidence")
 app.add_typer(restore_cmd.app, name="restore")
+app.add_typer(backup_cmd.app, name="backup")
 app.command(name="demo")(demo_cmd.demo)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.backup import BackupWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.readiness import ReadinessWorkflow
@@ -15,4 +16,5 @@ WORKFLOWS: tuple[type, ...] = (
     TenantRestoreWorkflow,
     UndoPromotionWorkflow,
     ReadinessWorkflow,
+    BackupWorkflow,
 )

@@ -156,6 +156,7 @@ class ListSegmentsResult:
     tenant_id: str
     container: str
     segments: tuple[Segment, ...]
+    container_exists: bool = True  # False: the tenant has no live container (it never wrote data)
 
 
 @dataclass(frozen=True)

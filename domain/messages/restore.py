@@ -27,6 +27,12 @@ OUTCOME_TIMED_OUT = "approval-timed-out"
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 72 * 3600
 DEFAULT_SAMPLE_SHARE = 0.1
 
+# Backups: tenants per run before continuing as new (keeps history bounded), and tenants and
+# package copies in flight at once.
+BACKUP_TENANTS_PER_RUN = 100
+BACKUP_TENANT_CONCURRENCY = 8
+BACKUP_COPY_CONCURRENCY = 4
+
 
 def restore_workflow_id(plan: str, tenant_id: str, suffix: str) -> str:
     """``restore-<plan>-<tenant>-<suffix>``: the workflow id and the restore id of its quarantine."""
@@ -34,7 +40,14 @@ def restore_workflow_id(plan: str, tenant_id: str, suffix: str) -> str:
 
 
 def backup_workflow_id(plan: str, tenant_id: str | None, suffix: str) -> str:
+    """``backup-<plan>-<tenant, or all>-<suffix>``: a manual backup run (scheduled runs are
+    ``backup-<plan>-scheduled-<time>``)."""
     return f"backup-{plan}-{tenant_id or 'all'}-{suffix}"
+
+
+def backup_schedule_id(plan: str) -> str:
+    """The id of the plan's recurring backup schedule."""
+    return f"backup-{plan}"
 
 
 @dataclass(frozen=True)
@@ -228,12 +241,26 @@ class RestoreResult:
 
 @dataclass(frozen=True)
 class BackupInput:
-    """Back up one tenant, or every tenant of the plan (``tenant_ids`` empty)."""
+    """Back up one tenant, or every tenant of the plan (``tenant_ids`` empty).
+
+    A run backs up at most ``tenants_per_run`` tenants, ``concurrency`` at a time, then continues as
+    new with the tenants still to do in ``tenant_ids`` (and, for plans too large for plan.describe to
+    list, the tenant registry's ``cursor``), carrying what was done so far."""
 
     plan: str
     tenant_ids: tuple[str, ...] = ()
     data_class: str = "hot"
     done: tuple[str, ...] = ()  # recovery points made before a continue-as-new
+    failed: tuple[str, ...] = ()  # "<tenant>: <reason>", carried over a continue-as-new
+    skipped: tuple[str, ...] = ()  # "<tenant>: <why no recovery point was made>", carried likewise
+    cursor: str | None = None  # the registry page to read once tenant_ids are done
+    tenants_per_run: int = BACKUP_TENANTS_PER_RUN
+    concurrency: int = BACKUP_TENANT_CONCURRENCY
+    copy_concurrency: int = BACKUP_COPY_CONCURRENCY
+    runs: int = 0  # runs before this one (continue-as-new count)
+    total: int = 0  # tenants to back up in all runs (0: not known yet)
+    bytes_copied: int = 0
+    started_at: str | None = None  # when the first run started
 
 
 @dataclass(frozen=True)
@@ -241,3 +268,28 @@ class BackupResult:
     plan: str
     recovery_points: tuple[str, ...]
     failed: tuple[str, ...] = ()  # "<tenant>: <reason>"
+    skipped: tuple[str, ...] = ()  # "<tenant>: <why no recovery point was made>"
+    tenants: int = 0  # tenants considered
+    bytes_copied: int = 0
+    runs: int = 1
+    started_at: str = ""
+    finished_at: str = ""
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    """What an operator sees of a running backup: this run's step table and the totals of all runs."""
+
+    workflow_id: str
+    plan: str
+    phase: str
+    steps: StepTable
+    started_at: str
+    run: int  # 1 for the first run, +1 per continue-as-new
+    total: int  # tenants to back up in all runs (0: not known yet)
+    recovery_points: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    running: tuple[str, ...] = ()  # tenants being backed up now
+    remaining: int = 0  # tenants queued after this run's (registry pages not yet read excluded)
+    bytes_copied: int = 0

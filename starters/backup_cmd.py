@@ -1,0 +1,734 @@
+"""``drctl backup``: back up a plan's tenants now, keep the hourly backup schedule, list recovery points.
+
+The async helpers (``start_backup``, ``watch_backup``, ``backup_view``, ``upsert_backup_schedule``,
+``list_recovery_points``) take a connected client or a catalog, so tests and the dev stack call them
+directly; the typer commands only add argument checks, output and exit codes. Connection, error
+mapping and process exit are ``drctl failover``'s.
+
+Exit codes: 0 done (every tenant with data backed up), 1 a tenant's backup
+or the command failed, 2 invalid input, 130 stopped watching (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleDescription,
+    ScheduleSpec,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.converter import value_to_type
+from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
+from temporalio.service import RPCError
+
+from activities.catalog import BackupCatalog, sqlite_path
+from domain.errors import CatalogError
+from domain.messages.backups import DATA_CLASSES, STATUSES, RecoveryPoint
+from domain.messages.restore import (
+    BackupInput,
+    BackupResult,
+    BackupStatus,
+    backup_schedule_id,
+    backup_workflow_id,
+)
+from domain.plan import DrPlan
+from starters.failover_cmd import (
+    QUERY_ERRORS,
+    AddressOption,
+    FailoverCommandError,
+    JsonOption,
+    NamespaceOption,
+    _not_found,
+    _query_problem,
+    _rpc_message,
+    _settings,
+    _status_name,
+    connect,
+    current_user,
+    failure_message,
+    run_command,
+    ui_url,
+)
+from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail, show, table
+from starters.plan_cmd import load_or_exit
+from starters.progress_view import as_dict, facts, header, steps_table
+from starters.schedules import ScheduleOutcome, ScheduleSpecError, parse_calendar, upsert_schedule
+from workers.connection import TemporalSettings
+from workflows.backup import human_bytes
+from workflows.common import DR_PLAN, TENANT_ID
+
+app = typer.Typer(
+    help="Back up tenants' data into signed recovery points, schedule hourly backups, list recovery points.",
+    no_args_is_help=True,
+)
+
+WORKFLOW_TYPE = "BackupWorkflow"
+DEFAULT_CALENDAR = "hourly"
+EXIT_INTERRUPTED = 130
+POLL_SECONDS = 0.75
+QUERY_TIMEOUT = timedelta(seconds=5)
+MERKLE_PREFIX = 12
+
+
+class BackupCommandError(FailoverCommandError):
+    """A request to Temporal about a backup could not be carried out; the message says why."""
+
+
+# ---- input --------------------------------------------------------------------------------------
+
+
+def run_workflow_id(plan: str, tenants: Sequence[str], now: datetime | None = None) -> str:
+    """``backup-{plan}-{tenant|all|N-tenants}-{yyyymmddThhmmss}`` in UTC."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    scope = tenants[0] if len(tenants) == 1 else (f"{len(tenants)}-tenants" if tenants else None)
+    return backup_workflow_id(plan, scope, f"{moment:%Y%m%dT%H%M%S}")
+
+
+def scheduled_workflow_id(plan: str) -> str:
+    """The id prefix of scheduled runs (Temporal appends the scheduled time)."""
+    return f"backup-{plan}-scheduled"
+
+
+def request_problems(plan: DrPlan, tenants: Sequence[str], data_class: str) -> list[str]:
+    """What is wrong with a backup request, each problem naming its option."""
+    known = {t.id for t in plan.tenants}
+    problems = [f"--tenant {t!r} is not a tenant of plan {plan.name}" for t in dict.fromkeys(tenants) if t not in known]
+    if data_class not in DATA_CLASSES:
+        problems.append(f"--data-class {data_class!r} is not one of {', '.join(DATA_CLASSES)}")
+    return problems
+
+
+# ---- start and watch ----------------------------------------------------------------------------
+
+
+def start_details(inp: BackupInput, requested_by: str) -> str:
+    """The markdown the Temporal UI shows as the workflow's static details."""
+    scope = ", ".join(inp.tenant_ids) if inp.tenant_ids else "every tenant of the plan"
+    return "\n\n".join(
+        [
+            f"**Plan:** {inp.plan}",
+            f"**Tenants:** {scope}",
+            f"**Data class:** {inp.data_class}",
+            f"**Requested by:** {requested_by}",
+        ]
+    )
+
+
+async def start_backup(
+    client: Client,
+    settings: TemporalSettings,
+    plan: DrPlan,
+    *,
+    tenants: Sequence[str] = (),
+    data_class: str = "hot",
+    requested_by: str | None = None,
+    workflow_id: str | None = None,
+) -> WorkflowHandle[Any, BackupResult]:
+    """Start BackupWorkflow for some tenants of ``plan`` (none given: all of them)."""
+    problems = request_problems(plan, tenants, data_class)
+    if problems:
+        raise ValueError("; ".join(problems))
+    chosen = tuple(dict.fromkeys(tenants))
+    inp = BackupInput(plan=plan.name, tenant_ids=chosen, data_class=data_class)
+    wf_id = workflow_id or run_workflow_id(plan.name, chosen)
+    pairs = [SearchAttributePair(DR_PLAN, plan.name)]
+    if len(chosen) == 1:
+        pairs.append(SearchAttributePair(TENANT_ID, chosen[0]))
+    count = f"tenant {chosen[0]}" if len(chosen) == 1 else f"{len(chosen) or 'all'} tenants"
+    try:
+        handle: WorkflowHandle[Any, BackupResult] = await client.start_workflow(
+            WORKFLOW_TYPE,
+            inp,
+            id=wf_id,
+            task_queue=settings.task_queue,
+            result_type=BackupResult,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(pairs),
+            static_summary=f"Backup of plan {plan.name}: {count}",
+            static_details=start_details(inp, requested_by or current_user()),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise BackupCommandError(f"a backup with id {wf_id} is already running") from exc
+    except RPCError as exc:
+        raise BackupCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
+    return handle
+
+
+def result_from_failure(err: BaseException) -> BackupResult | None:
+    """The BackupResult a failed BackupWorkflow attaches to its ApplicationError, if any."""
+    if not isinstance(err, ApplicationError) or not err.details:
+        return None
+    detail = err.details[0]
+    if isinstance(detail, BackupResult):
+        return detail
+    if isinstance(detail, dict) and "recovery_points" in detail:
+        try:
+            converted: BackupResult = value_to_type(BackupResult, detail)
+        except (TypeError, ValueError, KeyError):
+            return None
+        return converted
+    return None
+
+
+@dataclass
+class BackupView:
+    """Everything the starter can learn about one backup workflow."""
+
+    workflow_id: str
+    execution_status: str  # Running | Completed | Failed | Terminated | Canceled | TimedOut | ...
+    status: BackupStatus | None = None
+    result: BackupResult | None = None  # when closed: its result, or the one its failure carries
+    failure: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.execution_status != "Running"
+
+    def exit_code(self) -> int:
+        """0 when it completed with no tenant failed, 1 otherwise (0 while it runs)."""
+        if not self.closed:
+            return 0
+        return 0 if self.execution_status == "Completed" and self.result is not None else EXIT_FAILED
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workflow_id": self.workflow_id,
+            "execution_status": self.execution_status,
+            "status": as_dict(self.status),
+            "result": as_dict(self.result),
+            "failure": self.failure,
+        }
+
+
+def backup_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, BackupResult]:
+    """The workflow's newest run (a backup continues as new every ``tenants_per_run`` tenants)."""
+    return client.get_workflow_handle(workflow_id, result_type=BackupResult)
+
+
+async def _query_status(handle: WorkflowHandle[Any, Any]) -> BackupStatus:
+    status: BackupStatus = await handle.query("status", result_type=BackupStatus, rpc_timeout=QUERY_TIMEOUT)
+    return status
+
+
+async def _closed_view(handle: WorkflowHandle[Any, BackupResult]) -> BackupView:
+    """Wait for the last run to close and describe how the backup ended."""
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        state = {TerminatedError: "Terminated", CancelledError: "Canceled", WorkflowTimeoutError: "TimedOut"}.get(
+            type(cause), "Failed"
+        )
+        return BackupView(handle.id, state, result=result_from_failure(cause), failure=failure_message(cause))
+    return BackupView(handle.id, "Completed", result=result)
+
+
+async def backup_view(client: Client, workflow_id: str) -> BackupView:
+    """The backup's state: the "status" query while it runs, its result (or failure) once closed."""
+    handle = backup_handle(client, workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if _not_found(exc):
+            raise BackupCommandError(f"no workflow with id {workflow_id}") from exc
+        raise BackupCommandError(_rpc_message(exc, f"cannot describe {workflow_id}")) from exc
+    if description.workflow_type != WORKFLOW_TYPE:
+        raise BackupCommandError(f"{workflow_id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
+    if _status_name(description.status) == "Running":
+        view = BackupView(workflow_id, "Running")
+        try:
+            view.status = await _query_status(handle)
+        except QUERY_ERRORS as exc:
+            view.failure = _query_problem(exc)
+        return view
+    return await _closed_view(handle)
+
+
+async def watch_backup(
+    client: Client,
+    workflow_id: str,
+    on_update: Callable[[BackupView], None],
+    *,
+    interval: float = POLL_SECONDS,
+) -> BackupView:
+    """Poll the "status" query until the backup (across its continue-as-new runs) closes; ``on_update``
+    sees every poll. Returns the final view, with the last status seen."""
+    handle = backup_handle(client, workflow_id)
+    closing = asyncio.create_task(_closed_view(handle))
+    last: BackupStatus | None = None
+    try:
+        while not closing.done():
+            view = BackupView(workflow_id, "Running", status=last)
+            try:
+                view.status = last = await _query_status(handle)
+            except QUERY_ERRORS as exc:
+                if _not_found(exc):
+                    raise BackupCommandError(f"no workflow with id {workflow_id}") from exc
+                view.failure = _query_problem(exc)
+            if closing.done():
+                break
+            on_update(view)
+            await asyncio.wait({closing}, timeout=interval)
+        final = closing.result()
+        final.status = last
+        return final
+    finally:
+        closing.cancel()
+
+
+# ---- views --------------------------------------------------------------------------------------
+
+
+def status_view(status: BackupStatus) -> RenderableType:
+    """A running backup: phase, totals across runs, and this run's step table."""
+    finished = len(status.recovery_points) + len(status.failed) + len(status.skipped)
+    return Group(
+        header(
+            f"Backup of plan {status.plan}",
+            badge=f"phase: {status.phase}",
+            badge_style="bold red" if status.phase == "failed" else "bold",
+        ),
+        facts(
+            [
+                ("workflow", status.workflow_id),
+                ("tenants", f"{finished} of {status.total or '?'} done (run {status.run})"),
+                ("recovery points", len(status.recovery_points)),
+                ("no data", len(status.skipped) or None),
+                ("failed", len(status.failed) or None),
+                ("running", ", ".join(status.running) or None),
+                ("copied", human_bytes(status.bytes_copied)),
+            ]
+        ),
+        steps_table(status.steps),
+    )
+
+
+def result_view(result: BackupResult) -> RenderableType:
+    """A finished backup: counts, bytes, and each failed tenant with its reason."""
+    parts: list[RenderableType] = [
+        header(
+            f"Backup of plan {result.plan}",
+            badge="failed" if result.failed else "done",
+            badge_style="bold red" if result.failed else "bold green",
+        ),
+        facts(
+            [
+                ("tenants", result.tenants),
+                ("recovery points", len(result.recovery_points)),
+                ("no data", len(result.skipped)),
+                ("failed", len(result.failed)),
+                ("copied", human_bytes(result.bytes_copied)),
+                ("runs", result.runs),
+                ("started", result.started_at),
+                ("finished", result.finished_at),
+            ]
+        ),
+    ]
+    if result.failed:
+        rows = [entry.split(": ", 1) if ": " in entry else [entry, ""] for entry in result.failed]
+        parts.append(table("failed tenants", ["tenant", "reason"], rows))
+    return Group(*parts)
+
+
+def _print_view(view: BackupView) -> None:
+    out = console()
+    if view.result is not None:
+        out.print(result_view(view.result))
+    elif view.status is not None:
+        out.print(status_view(view.status))
+    if view.closed and view.execution_status != "Completed":
+        out.print(f"{view.workflow_id} ended {view.execution_status}: {view.failure}", highlight=False, markup=False)
+    elif not view.closed:
+        out.print(
+            f"{view.workflow_id}: {view.failure}" if view.failure else f"{view.workflow_id} is running",
+            highlight=False,
+            markup=False,
+        )
+
+
+def _json_line(kind: str, data: dict[str, Any]) -> None:
+    typer.echo(json.dumps({"event": kind, **data}, sort_keys=True, default=str))
+
+
+async def watch_and_report(client: Client, workflow_id: str, as_json: bool) -> int:
+    """``--wait``: a live table on a terminal, JSON lines otherwise; the exit code of the outcome."""
+    if as_json:
+        previous: dict[str, Any] | None = None
+
+        def emit(view: BackupView) -> None:
+            nonlocal previous
+            data = view.as_json()
+            if data != previous:
+                _json_line("status", data)
+                previous = data
+
+        final = await watch_backup(client, workflow_id, emit)
+        _json_line("outcome", {**final.as_json(), "exit_code": final.exit_code()})
+        return final.exit_code()
+    with Live(console=console(), refresh_per_second=4, transient=True) as live:
+
+        def refresh(view: BackupView) -> None:
+            if view.status is not None:
+                live.update(status_view(view.status))
+            elif view.failure:
+                live.update(view.failure)
+
+        final = await watch_backup(client, workflow_id, refresh)
+    _print_view(final)
+    return final.exit_code()
+
+
+def _run_watching(body: Callable[[], Coroutine[Any, Any, int]], workflow_id: Callable[[], str | None]) -> NoReturn:
+    """``run_command`` where Ctrl-C only stops watching: the backup runs on in Temporal."""
+    try:
+        run_command(body)
+    except KeyboardInterrupt:
+        wid = workflow_id()
+        hint = f"stopped watching; the backup continues. Resume with: drctl backup status {wid} --wait"
+        typer.echo(hint if wid else "interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+# ---- the schedule -------------------------------------------------------------------------------
+
+
+def backup_schedule_action(plan: str, task_queue: str, *, data_class: str = "hot") -> ScheduleActionStartWorkflow:
+    """What each firing of the schedule does: BackupWorkflow for every tenant of ``plan``."""
+    return ScheduleActionStartWorkflow(
+        WORKFLOW_TYPE,
+        BackupInput(plan=plan, data_class=data_class),
+        id=scheduled_workflow_id(plan),
+        task_queue=task_queue,
+        typed_search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan)]),
+        static_summary=f"Scheduled backup of plan {plan}: all tenants",
+    )
+
+
+async def upsert_backup_schedule(
+    client: Client,
+    plan: str,
+    task_queue: str,
+    *,
+    calendar: str = DEFAULT_CALENDAR,
+    spec: ScheduleSpec | None = None,
+    data_class: str = "hot",
+) -> ScheduleOutcome:
+    """Create or update the plan's backup schedule (``backup-{plan}``, overlap skip); ``spec``
+    overrides the one ``calendar`` gives (ScheduleSpecError when it is not understood)."""
+    return await upsert_schedule(
+        client,
+        backup_schedule_id(plan),
+        backup_schedule_action(plan, task_queue, data_class=data_class),
+        spec or parse_calendar(calendar),
+        note=f"backups of every tenant of plan {plan}: {calendar}",
+    )
+
+
+async def describe_schedule(client: Client, plan: str) -> ScheduleDescription:
+    schedule_id = backup_schedule_id(plan)
+    try:
+        return await client.get_schedule_handle(schedule_id).describe()
+    except RPCError as exc:
+        if _not_found(exc):
+            raise BackupCommandError(
+                f"plan {plan} has no backup schedule ({schedule_id}); create it with "
+                f"`drctl backup schedule --plan <plan file>`"
+            ) from exc
+        raise BackupCommandError(_rpc_message(exc, f"cannot describe schedule {schedule_id}")) from exc
+
+
+async def set_schedule_paused(client: Client, plan: str, paused: bool, note: str) -> None:
+    await describe_schedule(client, plan)
+    handle = client.get_schedule_handle(backup_schedule_id(plan))
+    try:
+        await (handle.pause(note=note) if paused else handle.unpause(note=note))
+    except RPCError as exc:
+        raise BackupCommandError(_rpc_message(exc, f"cannot change schedule {handle.id}")) from exc
+
+
+async def delete_schedule(client: Client, plan: str) -> None:
+    await describe_schedule(client, plan)
+    handle = client.get_schedule_handle(backup_schedule_id(plan))
+    try:
+        await handle.delete()
+    except RPCError as exc:
+        raise BackupCommandError(_rpc_message(exc, f"cannot delete schedule {handle.id}")) from exc
+
+
+def schedule_facts(description: ScheduleDescription) -> dict[str, Any]:
+    """The schedule as drctl prints it: id, paused, note, next and recent runs."""
+    info = description.info
+    return {
+        "schedule_id": description.id,
+        "paused": description.schedule.state.paused,
+        "note": description.schedule.state.note,
+        "next_runs": [t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in info.next_action_times[:3]],
+        "recent_runs": [
+            a.action.workflow_id
+            for a in info.recent_actions[-3:]
+            if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
+        ],
+    }
+
+
+# ---- the catalog --------------------------------------------------------------------------------
+
+
+def catalog_for(plan: DrPlan, catalog_url: str | None) -> BackupCatalog:
+    """The catalog drctl reads: ``--catalog-url`` / ``DR_CATALOG_URL``, else the plan's; it must exist."""
+    url = catalog_url or plan.backup.catalog_url
+    try:
+        path = sqlite_path(url)
+    except CatalogError as exc:
+        raise ValueError(str(exc)) from exc
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no backup catalog at {path} (from {url}); point DR_CATALOG_URL at the worker's catalog "
+            "(`drctl dev env` prints it)"
+        )
+    return BackupCatalog(url)
+
+
+async def list_recovery_points(
+    catalog: BackupCatalog, *, tenant: str | None = None, status: str | None = None, limit: int = 50
+) -> list[RecoveryPoint]:
+    """Recovery points, newest first: one tenant's or every tenant's."""
+    if tenant:
+        return await catalog.list_for_tenant(tenant, status=status, limit=limit)
+    return await catalog.list_recent(status=status, limit=limit)
+
+
+def recovery_points_table(points: Sequence[RecoveryPoint], title: str) -> Table:
+    """One row per recovery point: what a restore would use and how it was signed."""
+    return table(
+        title,
+        ["id", "tenant", "status", "created (UTC)", "packages", "bytes", "Merkle root", "key id"],
+        [
+            (
+                p.recovery_point_id,
+                p.tenant_id,
+                p.status,
+                p.created_at[:19].replace("T", " "),
+                len(p.packages),
+                human_bytes(sum(pkg.bytes for pkg in p.packages)),
+                (p.merkle_root or "")[:MERKLE_PREFIX],
+                p.key_id or "",
+            )
+            for p in points
+        ],
+    )
+
+
+# ---- the commands -------------------------------------------------------------------------------
+
+PlanOption = Annotated[Path, typer.Option("--plan", help="Plan file (.toml).")]
+TaskQueueOption = Annotated[
+    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
+]
+DataClassOption = Annotated[str, typer.Option("--data-class", help=f"One of {', '.join(DATA_CLASSES)}.")]
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+@app.command()
+def run(
+    *,
+    plan_path: PlanOption,
+    tenants: Annotated[
+        list[str] | None, typer.Option("--tenant", help="A tenant to back up (repeat; default: every tenant).")
+    ] = None,
+    data_class: DataClassOption = "hot",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Watch until it ends (live table; JSON lines without a terminal).")
+    ] = False,
+    task_queue: TaskQueueOption = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Back up tenants of a plan now: one signed recovery point per tenant that has data."""
+    plan = load_or_exit(plan_path)
+    chosen = list(dict.fromkeys(tenants or []))
+    problems = request_problems(plan, chosen, data_class)
+    if problems:
+        fail("; ".join(problems), EXIT_INVALID)
+    settings = _settings(address, namespace, task_queue)
+    json_out = as_json or (wait and not _is_terminal())
+    started: list[str] = []
+
+    async def body() -> int:
+        client = await connect(settings)
+        handle = await start_backup(client, settings, plan, tenants=chosen, data_class=data_class)
+        started.append(handle.id)
+        url = ui_url(settings, handle.id)
+        if json_out:
+            _json_line("started", {"workflow_id": handle.id, "url": url, "plan": plan.name, "tenants": chosen})
+        else:
+            scope = ", ".join(chosen) if chosen else f"all {len(plan.tenants)} tenants"
+            typer.echo(f"started backup of plan {plan.name}: {scope}")
+            typer.echo(f"  workflow: {handle.id}")
+            typer.echo(f"  UI:       {url}")
+            if not wait:
+                typer.echo(f"  watch:    drctl backup status {handle.id} --wait")
+        if not wait:
+            return 0
+        return await watch_and_report(client, handle.id, json_out)
+
+    _run_watching(body, lambda: started[0] if started else None)
+
+
+@app.command()
+def status(
+    workflow_id: Annotated[str, typer.Argument(help="The backup's workflow id.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Keep watching until it ends.")] = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a backup's step table and totals, or its result once it ended."""
+    settings = _settings(address, namespace)
+    json_out = as_json or (wait and not _is_terminal())
+
+    async def body() -> int:
+        client = await connect(settings)
+        view = await backup_view(client, workflow_id)
+        if wait and not view.closed:
+            return await watch_and_report(client, workflow_id, json_out)
+        if json_out:
+            emit_json(view.as_json() | {"url": ui_url(settings, workflow_id)})
+        else:
+            _print_view(view)
+            typer.echo(f"UI: {ui_url(settings, workflow_id)}")
+        return view.exit_code()
+
+    _run_watching(body, lambda: workflow_id)
+
+
+@app.command()
+def schedule(
+    *,
+    plan_path: PlanOption,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--calendar",
+            help="'hourly' (default), 'every N(m|h|d)', 'daily HH:MM UTC', or a 5-field cron string (UTC).",
+        ),
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete the plan's backup schedule.")] = False,
+    paused: Annotated[
+        bool | None, typer.Option("--pause/--unpause", help="Pause the schedule, or let it run again.")
+    ] = None,
+    data_class: DataClassOption = "hot",
+    task_queue: TaskQueueOption = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the plan's recurring backup of every tenant (hourly by default, overlap skip)."""
+    plan = load_or_exit(plan_path)
+    if delete and (calendar is not None or paused is not None):
+        fail("--delete cannot be combined with --calendar, --pause or --unpause", EXIT_INVALID)
+    if data_class not in DATA_CLASSES:
+        fail(f"--data-class {data_class!r} is not one of {', '.join(DATA_CLASSES)}", EXIT_INVALID)
+    phrase = calendar if calendar is not None else DEFAULT_CALENDAR
+    try:
+        spec = parse_calendar(phrase)
+    except ScheduleSpecError as exc:
+        fail(f"--calendar: {exc}", EXIT_INVALID)
+    settings = _settings(address, namespace, task_queue)
+    schedule_id = backup_schedule_id(plan.name)
+
+    async def body() -> int:
+        client = await connect(settings)
+        if delete:
+            await delete_schedule(client, plan.name)
+            if as_json:
+                emit_json({"schedule_id": schedule_id, "deleted": True})
+            else:
+                typer.echo(f"deleted schedule {schedule_id}")
+            return 0
+        outcome: ScheduleOutcome | None = None
+        if calendar is not None or paused is None:
+            try:
+                outcome = await upsert_backup_schedule(
+                    client, plan.name, settings.task_queue, calendar=phrase, spec=spec, data_class=data_class
+                )
+            except RPCError as exc:
+                raise BackupCommandError(_rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
+        if paused is not None:
+            await set_schedule_paused(client, plan.name, paused, f"{'paused' if paused else 'unpaused'} by drctl")
+        described = schedule_facts(await describe_schedule(client, plan.name))
+        if outcome is not None:
+            described |= {"created": outcome.created, "calendar": phrase, "task_queue": settings.task_queue}
+        if as_json:
+            emit_json(described)
+            return 0
+        if outcome is not None:
+            verb = "created" if outcome.created else "updated"
+            typer.echo(f"{verb} schedule {schedule_id}: {phrase}, every tenant of plan {plan.name} (overlap: skip)")
+        typer.echo(f"  paused:    {'yes' if described['paused'] else 'no'}")
+        typer.echo(f"  next runs: {', '.join(described['next_runs']) or 'none'}")
+        typer.echo(f"  runs are:  {scheduled_workflow_id(plan.name)}-<time> on task queue {settings.task_queue}")
+        return 0
+
+    run_command(body)
+
+
+@app.command("list")
+def list_command(
+    *,
+    plan_path: PlanOption,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's recovery points.")] = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help=f"Only recovery points in this state: {', '.join(STATUSES)}.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 50,
+    catalog_url: Annotated[
+        str | None,
+        typer.Option("--catalog-url", envvar="DR_CATALOG_URL", help="The backup catalog (default: the plan's)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recovery points from the backup catalog, newest first."""
+    plan = load_or_exit(plan_path)
+    if status_filter is not None and status_filter not in STATUSES:
+        fail(f"--status {status_filter!r} is not one of {', '.join(STATUSES)}", EXIT_INVALID)
+    try:
+        catalog = catalog_for(plan, catalog_url)
+    except ValueError as exc:
+        fail(f"--catalog-url: {exc}", EXIT_INVALID)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    try:
+        points = asyncio.run(list_recovery_points(catalog, tenant=tenant, status=status_filter, limit=limit))
+    except CatalogError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json([dataclasses.asdict(p) for p in points])
+        return
+    scope = f"tenant {tenant}" if tenant else f"plan {plan.name}"
+    show(recovery_points_table(points, f"{len(points)} recovery point(s) of {scope}"))
+    if tenant and not points and tenant not in {t.id for t in plan.tenants}:
+        typer.echo(f"note: {tenant!r} is not a tenant of plan {plan.name}", err=True)
