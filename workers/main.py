@@ -23,6 +23,14 @@ from observability.logging import configure_logging, get_logger
 from workers.connection import TemporalSettings, TemporalUnreachable
 from workers.registry import WorkerConfigError, activity_objects, bound_activities, workflows
 
+# Backups, restores and failovers take minutes to hours: buckets around the RTO/RPO targets
+# (5 and 15 minutes, 30 minutes, 1, 2 and 4 hours) instead of the SDK's default milliseconds-scale ones.
+DURATION_SECONDS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800)
+DURATION_BUCKETS = {
+    name: [float(b) for b in DURATION_SECONDS]
+    for name in ("restore_duration_seconds", "backup_duration_seconds", "failover_rto_seconds")
+}
+
 log = get_logger("dr-worker")
 
 
@@ -71,7 +79,23 @@ def load_plans(paths: Sequence[str]) -> list[DrPlan]:
 def make_runtime(metrics: str) -> Runtime | None:
     if metrics == "off":
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics)))
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=metrics, histogram_bucket_overrides=DURATION_BUCKETS)
+        )
+    )
+
+
+def publish_targets(runtime: Runtime | None, plans: Sequence[DrPlan]) -> None:
+    """Each served plan's RPO and RTO targets as gauges, so alert rules compare actuals against them."""
+    if runtime is None:
+        return
+    meter = runtime.metric_meter
+    rpo = meter.create_gauge("rpo_target_seconds", "the plan's recovery point objective", "s")
+    rto = meter.create_gauge("rto_target_seconds", "the plan's recovery time objective", "s")
+    for plan in plans:
+        rpo.set(plan.rpo_target_seconds, {"plan": plan.name})
+        rto.set(plan.rto_target_seconds, {"plan": plan.name})
 
 
 async def run_worker(args: argparse.Namespace, *, stop: asyncio.Event | None = None) -> None:
@@ -92,6 +116,7 @@ async def run_worker(args: argparse.Namespace, *, stop: asyncio.Event | None = N
         await estates.close()
         raise
     runtime = make_runtime(args.metrics)
+    publish_targets(runtime, plans)
     client = await settings.connect(runtime)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
