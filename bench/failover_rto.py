@@ -235,10 +235,13 @@ class Estate:
 
 
 @asynccontextmanager
-async def serving(client: Client, plan: DrPlan, estate: Estate) -> AsyncIterator[str]:
+async def serving(
+    client: Client, plan: DrPlan, estate: Estate, connection: AzureConnection | None = None
+) -> AsyncIterator[str]:
     """A worker in this process serving the DR workflows and activities for ``plan`` against
-    ``estate``, on a task queue of its own; yields the task queue."""
-    estates = Estates([plan], estate.connection())
+    ``estate`` (or ``connection``: the estate's with Blob Storage added), on a task queue of its
+    own; yields the task queue."""
+    estates = Estates([plan], connection or estate.connection())
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
     try:
         with ThreadPoolExecutor(max_workers=8) as executor:

@@ -16,16 +16,21 @@ with its MB/s (10^6 bytes) and the ratio to the baseline (target >= 0.8). Memory
 verification is measured in separate passes: the tracemalloc peak, and the growth of the peak RSS
 (VmHWM, reset through /proc/self/clear_refs; ru_maxrss when that is unavailable) (target < 64 MiB).
 
-The restore half of the issue's benchmark (200 concurrent sandbox restores against one) drives the
-restore workflow and is not measured here; it joins ``SECTIONS`` once that workflow exists.
+Then the restore half: a Temporal dev server, the estate emulator and Azurite on loopback, and one
+worker in this process (the dr-worker's workflows and activities). ``--restores`` small tenants are
+seeded and backed up (BackupWorkflow), then TenantRestoreWorkflow runs in sandbox mode for one
+tenant alone (median of three), and for all of them at once; it prints both wall times, their
+ratio, and the restores per second each way. Emulator latencies are zero, so the figures are the
+orchestration's and Blob Storage's own cost.
 
-    .venv/bin/python bench/verify_throughput.py --gib 1 --rounds 3
+    .venv/bin/python bench/verify_throughput.py --gib 1 --rounds 3 --restores 200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import gc
 import hashlib
 import os
@@ -35,18 +40,23 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from failover_rto import Estate, dev_server, serving, write_plan
+from temporalio.client import Client
 
+from activities.azure import Estates
 from activities.integrity import (
     CHUNK_SIZE,
     build_manifest,
     file_chunks,
     generate_private_key,
     public_key_b64,
+    save_private_key,
     sha256_file,
     sha256_stream,
     sign_manifest,
@@ -54,6 +64,16 @@ from activities.integrity import (
     verify_manifest,
 )
 from domain.messages.integrity import Manifest, PackageDigest, PackageEntry, Signature, VerificationResult
+from domain.messages.restore import (
+    MODE_SANDBOX,
+    OUTCOME_SANDBOX,
+    BackupInput,
+    BackupResult,
+    RestoreInput,
+    RestoreResult,
+)
+from starters.azurite import AzuriteServer
+from starters.seed_data import build_tenant, default_start, upload_segments
 
 MiB = 1024 * 1024
 RATIO_TARGET = 0.8
@@ -247,8 +267,84 @@ def run_verification(args: argparse.Namespace) -> None:
             )
 
 
-# Each section prints its own figures; the restore benchmark is added here beside this one.
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"verification": run_verification}
+async def _restore(client: Client, task_queue: str, plan: str, tenant: str, at: str) -> float:
+    started = time.perf_counter()
+    result: RestoreResult = await client.execute_workflow(
+        "TenantRestoreWorkflow",
+        RestoreInput(plan=plan, tenant_id=tenant, requested_by="bench", at=at, mode=MODE_SANDBOX),
+        id=f"restore-bench-{tenant}-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        result_type=RestoreResult,
+    )
+    if result.outcome != OUTCOME_SANDBOX:
+        sys.exit(f"restore of {tenant} ended {result.outcome}")
+    return time.perf_counter() - started
+
+
+async def _restores(args: argparse.Namespace, root: Path) -> None:
+    plan = write_plan(root / "plan")
+    tenants = [t.id for t in plan.tenants[: args.restores]]
+    if len(tenants) < args.restores:
+        sys.exit(f"--restores {args.restores}: the local plan has {len(tenants)} tenants")
+    key = root / "signing.key"
+    save_private_key(generate_private_key(), key)
+    os.environ["DR_SIGNING_KEY"] = str(key)
+    os.environ["DR_CATALOG_URL"] = f"sqlite:///{root / 'catalog.db'}"
+    with AzuriteServer(root / "azurite") as azurite, dev_server(root) as address:
+        estate = Estate(plan)
+        connection = estate.connection().with_azurite(azurite.account_url)
+        try:
+            client = await Client.connect(address)
+            async with serving(client, plan, estate, connection) as task_queue:
+                blob = Estates([plan], connection)
+                try:
+                    start = default_start(2, dt.timedelta(hours=1))
+                    for tenant in tenants:
+                        segments = build_tenant(tenant, segments=2, start=start, instances=2)
+                        await upload_segments(blob[plan.name].blob, plan.backup, segments)
+                finally:
+                    await blob.close()
+                started = time.perf_counter()
+                backup: BackupResult = await client.execute_workflow(
+                    "BackupWorkflow",
+                    BackupInput(plan=plan.name, tenant_ids=tuple(tenants)),
+                    id=f"backup-bench-{uuid.uuid4().hex[:6]}",
+                    task_queue=task_queue,
+                    result_type=BackupResult,
+                )
+                if backup.failed:
+                    sys.exit(f"backups failed: {backup.failed[:3]}")
+                print(
+                    f"\nseeded and backed up {len(tenants)} tenants (2 segments each) in "
+                    f"{time.perf_counter() - started:.1f} s"
+                )
+                at = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+                singles = [await _restore(client, task_queue, plan.name, tenants[i], at) for i in range(3)]
+                one = statistics.median(singles)
+                started = time.perf_counter()
+                await asyncio.gather(*[_restore(client, task_queue, plan.name, t, at) for t in tenants])
+                many = time.perf_counter() - started
+        finally:
+            estate.close()
+    print("sandbox restores on one worker (emulator latencies 0):")
+    print(f"  one restore alone        {one:7.2f} s   (median of 3: {', '.join(f'{x:.2f}' for x in singles)})")
+    print(f"  {len(tenants)} restores at once    {many:7.2f} s   = {many / one:.1f}x the time of one")
+    print(f"  throughput               {1 / one:7.2f} restores/s alone, {len(tenants) / many:.2f} restores/s together")
+
+
+def run_restores(args: argparse.Namespace) -> None:
+    """One sandbox restore against ``--restores`` concurrent ones on one in-process worker."""
+    if args.restores <= 0:
+        return
+    with tempfile.TemporaryDirectory(prefix="dr-restore-bench-") as tmp:
+        asyncio.run(_restores(args, Path(tmp)))
+
+
+# Each section prints its own figures.
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "verification": run_verification,
+    "restores": run_restores,
+}
 
 
 def main() -> None:
@@ -256,10 +352,16 @@ def main() -> None:
     parser.add_argument("--gib", type=float, default=1.0, help="total package size in GiB (default 1)")
     parser.add_argument("--packages", type=int, default=16, help="number of package files (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds of each path (default 3)")
+    parser.add_argument(
+        "--restores", type=int, default=200, help="concurrent sandbox restores (default 200; 0 skips them)"
+    )
+    parser.add_argument("--skip-verification", action="store_true", help="only the restore benchmark")
     args = parser.parse_args()
     if args.packages < 1 or args.rounds < 1 or args.gib <= 0:
         parser.error("--gib, --packages and --rounds must be positive")
-    for section in SECTIONS.values():
+    for name, section in SECTIONS.items():
+        if name == "verification" and args.skip_verification:
+            continue
         section(args)
 
 

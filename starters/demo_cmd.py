@@ -1,10 +1,13 @@
 """``drctl demo``: the local demo on the embedded default. Brings the stack up (Temporal dev
-server with its UI, estate emulator, worker) with a fresh estate, takes eastus down, fails over to
-westus while showing the step table, brings eastus back and fails back gradually, printing each
-step's SLO readings, and prints where to look in the Temporal UI."""
+server with its UI, estate emulator, Azurite, worker) with a fresh estate, takes eastus down, fails
+over to westus while showing the step table, brings eastus back and fails back gradually, printing
+each step's SLO readings; then backs up one tenant, damages its data and restores it in production
+mode with two signed approvals, verifies the evidence pack, and prints where to look in the
+Temporal UI."""
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Annotated
@@ -13,11 +16,16 @@ import httpx
 import typer
 from temporalio.client import Client
 
+from activities.azure import AzureClients, AzureConnection
+from activities.evidence import verify_pack
+from activities.integrity import load_private_key, public_key_b64, trusted_keys
+from domain.messages.restore import MODE_PRODUCTION, OUTCOME_PROMOTED
 from domain.plan import DrPlan
-from starters import failback_cmd, failover_cmd
+from starters import backup_cmd, failback_cmd, failover_cmd, restore_cmd
 from starters.dev_cmd import DEFAULT_STATE_DIR, load_config, save_config
 from starters.output import fail
 from starters.plan_cmd import load_or_exit
+from starters.seed_data import build_tenant, default_start, upload_segments
 from starters.stack import Stack, StackConfig, StackError
 from workers.connection import TemporalSettings
 
@@ -26,6 +34,8 @@ DEMO_REASON = "demo: eastus declared down by the incident commander"
 DEMO_STEPS = (10, 25, 50, 75, 100)
 DEMO_SOAK_SECONDS = 10
 DEMO_INTERVAL_SECONDS = 5
+DEMO_APPROVERS = ("bob", "carol")  # plans/demo-keys holds their keys; the requester is not an approver
+DEMO_REQUESTER = "incident-commander"
 
 
 def say(message: str) -> None:
@@ -86,9 +96,92 @@ async def _run_demo(config: StackConfig, plan: DrPlan, as_json: bool) -> int:
     )
     say(f"workflow {back.id}: {failover_cmd.ui_url(settings, back.id, config.ui_url)}")
     code = await failback_cmd.watch_and_report(back, as_json)
+    if code != 0:
+        return code
+    code = await _demo_restore(client, settings, config, plan, as_json)
     say(f"Temporal UI: {config.ui_url} (filter with: DrPlan = '{plan.name}')")
     say("the stack keeps running for you to explore; stop it with `drctl dev down`")
     return code
+
+
+async def _seed_and_damage(config: StackConfig, plan: DrPlan, tenant: str, *, damage: bool) -> None:
+    """Write the tenant's live data into Azurite (as the platform would), or overwrite one segment."""
+    clients = AzureClients(plan, AzureConnection().with_azurite(config.blob_endpoint))
+    try:
+        segments = build_tenant(tenant, segments=4, start=default_start(4, dt.timedelta(hours=1)))
+        if not damage:
+            await upload_segments(clients.blob, plan.backup, segments)
+            return
+        live = clients.blob.get_container_client(plan.backup.live_container(tenant))
+        await live.get_blob_client(segments[-1].name).upload_blob(b"half-written garbage", overwrite=True)
+    finally:
+        await clients.close()
+
+
+async def _verify_evidence(config: StackConfig, plan: DrPlan, blob: str, workflow_id: str) -> None:
+    """Download the restore's evidence pack and check its hash chain and signature."""
+    clients = AzureClients(plan, AzureConnection().with_azurite(config.blob_endpoint))
+    try:
+        container = clients.blob.get_container_client(plan.backup.backup_container)
+        data = await (await container.get_blob_client(blob).download_blob()).readall()
+    finally:
+        await clients.close()
+    path = config.state_dir / "evidence" / f"{workflow_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    orchestrator = public_key_b64(load_private_key(config.signing_key))
+    result = verify_pack(data, trusted_keys([orchestrator]))
+    verdict = "verified" if result.ok else "FAILED: " + "; ".join(str(p) for p in result.problems)
+    say(f"evidence pack {path}: {result.entries} hash-chained entries, signature by {result.key_id} {verdict}")
+    say(f"check it yourself: drctl evidence verify {path} --trusted-key {result.key_id}={orchestrator}")
+
+
+async def _demo_restore(
+    client: Client, settings: TemporalSettings, config: StackConfig, plan: DrPlan, as_json: bool
+) -> int:
+    """Back up one tenant, damage its live data, restore it in production mode with two approvals."""
+    tenant = plan.tenants[0].id
+    say(f"seeding {tenant}'s data in Blob Storage (Azurite) and backing it up with BackupWorkflow")
+    await _seed_and_damage(config, plan, tenant, damage=False)
+    backup = await backup_cmd.start_backup(client, settings, plan, tenants=[tenant], requested_by="drctl demo")
+    backed_up = await backup.result()
+    if backed_up.failed or not backed_up.recovery_points:
+        say(f"backup failed: {'; '.join(backed_up.failed)}")
+        return 1
+    point = backed_up.recovery_points[0]
+    say(f"recovery point {point}: every package hashed, Merkle root and manifest signed with Ed25519")
+    say(f"one of {tenant}'s live segments is overwritten; {DEMO_REQUESTER} asks for a production restore")
+    await _seed_and_damage(config, plan, tenant, damage=True)
+    request, _ = restore_cmd.build_request(
+        plan=plan.name,
+        tenant_id=tenant,
+        at=None,
+        recovery_point_id=point,
+        mode=MODE_PRODUCTION,
+        requested_by=DEMO_REQUESTER,
+        reason="demo: a live segment was overwritten",
+    )
+    handle = await restore_cmd.start_restore(client, request, task_queue=settings.task_queue)
+    say(f"workflow {handle.id}: {failover_cmd.ui_url(settings, handle.id, config.ui_url)}")
+    await restore_cmd.watch_and_report(client, handle.id, as_json)
+    keys = Path(plan.source).parent / "demo-keys"
+    for name in DEMO_APPROVERS:
+        say(f"drctl restore approve {handle.id} --as {name} --key {keys / f'{name}.key'}")
+        decision = await restore_cmd.decide(
+            client, handle.id, approver=name, key=load_private_key(keys / f"{name}.key")
+        )
+        say(decision.accepted.message)
+    result = await handle.result()
+    restore_cmd.print_view(await restore_cmd.restore_view(client, handle.id))
+    if result.outcome != OUTCOME_PROMOTED:
+        return 1
+    say(
+        f"{len(result.promoted)} segment(s) promoted; the replaced ones are kept: "
+        f"`drctl restore undo {handle.id}` gives them back"
+    )
+    if result.evidence_blob:
+        await _verify_evidence(config, plan, result.evidence_blob, handle.id)
+    return 0
 
 
 def demo(
@@ -96,7 +189,8 @@ def demo(
     state_dir: Annotated[Path, typer.Option("--state-dir", envvar="DR_STATE_DIR")] = DEFAULT_STATE_DIR,
     json_output: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live table.")] = False,
 ) -> None:
-    """Run the local DR demo: fresh estate, eastus down, failover to westus (RTO, RPO), gradual failback."""
+    """Run the local DR demo: fresh estate, eastus down, failover to westus (RTO, RPO), gradual failback,
+    then a tenant's production restore with two signed approvals."""
     config = load_config(state_dir)
     plan = load_or_exit(config.plans[0])
     stack = Stack(config)

@@ -100,10 +100,12 @@ def parse_trusted_key(value: str) -> tuple[str, str]:
 
 
 def plan_trusted_keys(plan: DrPlan) -> dict[str, str]:
-    """The keys a plan vouches for: its approvers' and the orchestrator's (``[backup] signing_key``),
-    whose public half is read from the ``.pub`` beside it, or from the key itself when readable."""
+    """The keys a plan vouches for: its approvers' and the orchestrator's (``DR_SIGNING_KEY``, as the
+    worker reads it, else ``[backup] signing_key``), whose public half is read from the ``.pub``
+    beside it, or from the key itself when readable."""
     keys = trusted_keys(a.public_key for a in plan.approvers)
-    signing_key = Path(plan.backup.signing_key) if plan.backup.signing_key else None
+    configured = os.environ.get("DR_SIGNING_KEY") or plan.backup.signing_key
+    signing_key = Path(configured) if configured else None
     if signing_key is not None:
         try:
             public_b64 = read_public_key_file(signing_key.with_suffix(".pub"))
