@@ -362,9 +362,10 @@ class TestVerifyCommand:
         assert key_id_of(key) in result.output
 
     def test_plan_approvers_and_orchestrator_key_are_trusted(
-        self, tmp_path: Path, pack_file: Path, key: Ed25519PrivateKey
+        self, tmp_path: Path, pack_file: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """--plan trusts the orchestrator's signing key named by [backup] signing_key, and its approvers."""
+        monkeypatch.delenv("DR_SIGNING_KEY", raising=False)
         shutil.copy(PLANS / "local-tenants.csv", tmp_path / "local-tenants.csv")
         save_private_key(key, tmp_path / "orchestrator.key")
         text = (PLANS / "local.toml").read_text(encoding="utf-8")
@@ -374,7 +375,7 @@ class TestVerifyCommand:
         )
         approvers = "".join(
             f'\n[[approvers]]\nname = "{n}"\npublic_key = "{public_key_b64(generate_private_key())}"\n'
-            for n in ("alice", "bob")
+            for n in ("dave", "erin")
         )
         (tmp_path / "plan.toml").write_text(text + approvers, encoding="utf-8")
         result = drctl("evidence", "verify", str(pack_file), "--plan", str(tmp_path / "plan.toml"))
@@ -383,6 +384,15 @@ class TestVerifyCommand:
         result = drctl("evidence", "verify", str(pack_file), "--plan", str(tmp_path / "plan.toml"))
         assert result.exit_code == 1
         assert "signed by unknown key" in result.output
+
+    def test_the_workers_signing_key_from_the_environment_is_trusted(
+        self, tmp_path: Path, pack_file: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """--plan also trusts the key DR_SIGNING_KEY names, as the worker that signed the pack reads it."""
+        save_private_key(key, tmp_path / "worker.key")
+        monkeypatch.setenv("DR_SIGNING_KEY", str(tmp_path / "worker.key"))
+        result = drctl("evidence", "verify", str(pack_file), "--plan", str(PLANS / "local.toml"))
+        assert result.exit_code == 0, result.output
 
     def test_missing_file_fails_with_its_name(self, tmp_path: Path, key: Ed25519PrivateKey) -> None:
         """A pack path that does not exist is an error naming it, exit 1."""
