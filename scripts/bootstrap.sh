@@ -42,3 +42,27 @@ if [ ! -f "$npm_stamp" ] || [ ! -x "$azurite/node_modules/.bin/azurite-blob" ]; 
   rm -f "$azurite"/node_modules/.installed-*
   touch "$npm_stamp"
 fi
+
+# promtool checks deploy/prometheus/alerts-dr.yml in the tests. Debian's prometheus package ships
+# it; only that binary is extracted into tools/promtool (no service, nothing system-wide). A
+# promtool already on PATH is used as it is.
+promtool_dir=tools/promtool
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$promtool_dir/promtool" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: promtool is required by the tests; install Prometheus' promtool on PATH (Debian/Ubuntu:" >&2
+    echo "       apt-get install prometheus) or put it at $promtool_dir/promtool, and rerun." >&2
+    exit 2
+  fi
+  deb_dir="$(mktemp -d)"
+  trap 'rm -rf "$deb_dir"' EXIT
+  # As root, apt hands downloads to its _apt user, which cannot write a private temp dir.
+  apt_opts=(-qq)
+  [ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+  if ! (cd "$deb_dir" && apt-get "${apt_opts[@]}" download prometheus >/dev/null 2>&1); then
+    # A fresh machine has no package lists yet.
+    apt-get -qq update
+    (cd "$deb_dir" && apt-get "${apt_opts[@]}" download prometheus)
+  fi
+  dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool
+  install -D -m 0755 "$deb_dir/usr/bin/promtool" "$promtool_dir/promtool"
+fi
