@@ -17,6 +17,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
@@ -26,6 +27,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.polling import AsyncLROPoller
 from azure.mgmt.cdn.aio import CdnManagementClient
 from azure.mgmt.cosmosdb.aio import CosmosDBManagementClient
@@ -184,9 +186,19 @@ class AzureClients:
     credential: AsyncTokenCredential = field(init=False)
     _clients: dict[str, Any] = field(default_factory=dict, init=False)
     _http: httpx.AsyncClient | None = field(default=None, init=False)
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.credential = make_credential(self.connection)
+
+    def _transport(self) -> AioHttpTransport:
+        """One TLS context and connection pool trusting the connection's CA, shared by the ARM clients.
+        Given the CA as ``connection_verify`` instead, azure-core builds an SSL context per request,
+        which also keeps aiohttp from reusing connections: a TLS handshake on every call."""
+        if self._session is None:
+            context = ssl.create_default_context(cafile=self.connection.ca_file)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context), trust_env=True)
+        return AioHttpTransport(session=self._session, session_owner=False)
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -197,7 +209,7 @@ class AzureClients:
             "retry_backoff_max": 30,
         }
         if self.connection.ca_file:
-            kwargs["connection_verify"] = self.connection.ca_file
+            kwargs["transport"] = self._transport()
         return kwargs
 
     def _get(self, name: str, factory: Callable[..., Any]) -> Any:
@@ -273,6 +285,9 @@ class AzureClients:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         await self.credential.close()
 
 
