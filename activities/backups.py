@@ -47,7 +47,7 @@ from activities.integrity import (
     trusted_keys,
     verify_manifest,
 )
-from domain.errors import CatalogError, QuarantineError, RecoveryPointNotFound
+from domain.errors import CatalogError, CatalogUnavailable, QuarantineError, RecoveryPointNotFound
 from domain.messages.backups import (
     CATALOG_MISMATCH,
     META_DATA_CLASS,
@@ -115,7 +115,10 @@ AGES_CONCURRENCY = 8
 
 
 def _catalog_error(error: CatalogError) -> ApplicationError:
-    return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)
+    """A refusal is final; a catalog that could not be reached is retried by the activity's policy."""
+    return ApplicationError(
+        str(error), type=type(error).__name__, non_retryable=not isinstance(error, CatalogUnavailable)
+    )
 
 
 def _quarantine_error(message: str) -> ApplicationError:
@@ -946,10 +949,10 @@ async def tenant_recovery_point_ages(
     catalog: BackupCatalog, plan: DrPlan, now: dt.datetime, *, concurrency: int = AGES_CONCURRENCY
 ) -> RecoveryPointAgesResult:
     """Every tenant's newest completed recovery point in ``catalog`` and how old it is at ``now``
-    (shared by backups.recovery_point_ages and the readiness checks). A catalog file that does not
-    exist yet means no tenant has one; it is not created by looking."""
+    (shared by backups.recovery_point_ages and the readiness checks). A catalog that does not exist
+    yet (no SQLite file, no PostgreSQL table) means no tenant has one; it is not created by looking."""
     measured_at = utc_iso(now)
-    if not catalog.path.exists():
+    if not await catalog.exists():
         return RecoveryPointAgesResult(
             plan.name,
             measured_at,

@@ -1,25 +1,39 @@
 """The backup catalog: one row per recovery point, as the operations guide's BackupCatalog table,
 plus the time range of the data, the manifest's location and a failure reason.
 
-SQLite through the standard library, each call on a worker thread with its own connection (so
-the event loop never blocks and several processes, worker and drctl, can share the file). The DDL
-is portable: JSON columns hold JSON text and timestamps are ISO 8601 UTC text that sorts as time.
-PostgreSQL URLs are refused with a clear error (no driver is shipped yet).
+Two databases behind one class, chosen by the URL: SQLite (``sqlite:///path``, the default; the
+standard library on worker threads, so several processes, worker and drctl, can share the file) and
+PostgreSQL (``postgresql://user:password@host:port/database``; psycopg 3). The queries are written
+once; a small backend layer holds what differs: the driver, placeholders, column types (JSON text and
+ISO 8601 UTC text that sorts as time on SQLite, the seed schema's JSONB and TIMESTAMPTZ on PostgreSQL),
+how a write keeps other writers out, and how driver errors become CatalogError. Each call opens its
+own connection, so a catalog object needs no closing and may be used from any event loop. Passwords
+stay in this module: every message shows the URL redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import re
 import sqlite3
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import unquote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 
 from domain.errors import (
     CatalogError,
+    CatalogUnavailable,
     PointInTimeBeyondRetention,
     PointInTimeInFuture,
     RecoveryPointConflict,
@@ -35,11 +49,16 @@ from domain.messages.backups import (
     utc_iso,
 )
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+WHERE_TO_FIX = "check backup.catalog_url in the plan (or DR_CATALOG_URL)"
+URL_FORMS = '"sqlite:///path/to/backup-catalog.db" or "postgresql://user:password@host:5432/database"'
+# Seconds to wait for a PostgreSQL server, unless the URL says (libpq's default is to wait forever).
+CONNECT_TIMEOUT = 10
+
 T = TypeVar("T")
 
-SQLITE_PREFIX = "sqlite:///"
-
-# The seed schema's columns and indexes (JSONB written as JSON for portability), then the additions.
+# The seed schema's columns and indexes, then the additions; {timestamp} and {json} are the backend's types.
 SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS BackupCatalog (
@@ -47,17 +66,17 @@ SCHEMA = (
         TenantId VARCHAR(128) NOT NULL,
         Region VARCHAR(64) NOT NULL,
         BackupType VARCHAR(32) NOT NULL,
-        CreatedAt TIMESTAMP NOT NULL,
-        CompletedAt TIMESTAMP NULL,
+        CreatedAt {timestamp} NOT NULL,
+        CompletedAt {timestamp} NULL,
         Status VARCHAR(32) NOT NULL,
-        DataClasses JSON NOT NULL,
-        Packages JSON NOT NULL,
+        DataClasses {json} NOT NULL,
+        Packages {json} NOT NULL,
         MerkleRoot VARCHAR(64) NULL,
         Signature TEXT NULL,
         KeyId VARCHAR(256) NULL,
         PolicyVersion VARCHAR(32) NOT NULL,
-        TimeFrom TIMESTAMP NULL,
-        TimeTo TIMESTAMP NULL,
+        TimeFrom {timestamp} NULL,
+        TimeTo {timestamp} NULL,
         ManifestBlob VARCHAR(1024) NULL,
         ManifestUri VARCHAR(2048) NULL,
         Failure TEXT NULL
@@ -87,10 +106,52 @@ COLUMNS = (
     "ManifestUri",
     "Failure",
 )
+TIMESTAMP_COLUMNS = frozenset({"CreatedAt", "CompletedAt", "TimeFrom", "TimeTo"})
+JSON_COLUMNS = frozenset({"DataClasses", "Packages"})
+
+# Every statement below uses ``?`` placeholders and no literal ``?`` or ``%`` (backends may rewrite them).
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM BackupCatalog"  # noqa: S608  (fixed column names, no input)
+NEWEST_FIRST = " ORDER BY CreatedAt DESC, RecoveryPointId DESC"
+UPSERT = (
+    f"INSERT INTO BackupCatalog ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "  # noqa: S608
+    "ON CONFLICT (RecoveryPointId) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+)
 
 # Fields that name a recovery point: registering the same id with other values is a conflict.
 IDENTITY = ("tenant_id", "region", "backup_type", "created_at", "policy_version")
+
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)([^&]*)")
+
+
+def _split_user_info(url: str) -> tuple[str, str, str, str] | None:
+    """``scheme://``, user, password and the rest (from ``@``) of a URL with a password in it, else None.
+
+    The last ``@`` ends the user info, so an unescaped ``@`` or ``/`` in a password is still hidden."""
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return (scheme + sep, user, password, rest[at:]) if colon else None
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for messages and logs: its password (user info or ``password=``) shown as ``***``."""
+    parts = _split_user_info(url)
+    if parts is not None:
+        scheme, user, _, rest = parts
+        url = f"{scheme}{user}:***{rest}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", url)
+
+
+def _secrets(url: str) -> tuple[str, ...]:
+    """The passwords in ``url``, as written and decoded, to scrub from drivers' messages."""
+    found: list[str] = []
+    parts = _split_user_info(url)
+    if parts is not None:
+        found.append(parts[2])
+    found += [m.group(2) for m in _PASSWORD_PARAMETER.finditer(url)]
+    return tuple(sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True))
 
 
 def _moment(value: str, what: str) -> dt.datetime:
@@ -133,135 +194,334 @@ def package_to_json(package: Package) -> dict[str, Any]:
     }
 
 
-def _row_to_point(row: tuple[Any, ...]) -> RecoveryPoint:
-    v = dict(zip(COLUMNS, row, strict=True))
-    return RecoveryPoint(
-        recovery_point_id=v["RecoveryPointId"],
-        tenant_id=v["TenantId"],
-        region=v["Region"],
-        backup_type=v["BackupType"],
-        created_at=v["CreatedAt"],
-        completed_at=v["CompletedAt"],
-        status=v["Status"],
-        data_classes=tuple(json.loads(v["DataClasses"])),
-        packages=tuple(package_from_json(p) for p in json.loads(v["Packages"])),
-        merkle_root=v["MerkleRoot"],
-        signature=v["Signature"],
-        key_id=v["KeyId"],
-        policy_version=v["PolicyVersion"],
-        time_from=v["TimeFrom"],
-        time_to=v["TimeTo"],
-        manifest_blob=v["ManifestBlob"],
-        manifest_uri=v["ManifestUri"],
-        failure=v["Failure"],
-    )
-
-
-def _point_to_row(p: RecoveryPoint) -> tuple[Any, ...]:
-    return (
-        p.recovery_point_id,
-        p.tenant_id,
-        p.region,
-        p.backup_type,
-        p.created_at,
-        p.completed_at,
-        p.status,
-        json.dumps(list(p.data_classes)),
-        json.dumps([package_to_json(pkg) for pkg in p.packages]),
-        p.merkle_root,
-        p.signature,
-        p.key_id,
-        p.policy_version,
-        p.time_from,
-        p.time_to,
-        p.manifest_blob,
-        p.manifest_uri,
-        p.failure,
-    )
-
-
 def sqlite_path(url: str) -> Path:
     """The database file of a ``sqlite:///path`` URL (``sqlite:////abs/path`` for an absolute one)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        raise CatalogError(
-            "PostgreSQL backup catalogs are not supported yet: set backup.catalog_url in the plan "
-            '(or DR_CATALOG_URL) to "sqlite:///path/to/backup-catalog.db"'
-        )
+    if url.startswith(POSTGRES_PREFIXES):
+        raise CatalogError(f"backup catalog {redact_url(url)} is a PostgreSQL database, not a SQLite file")
     if not url.startswith(SQLITE_PREFIX) or url == SQLITE_PREFIX or url.endswith(":memory:"):
-        raise CatalogError(
-            f"unsupported backup catalog URL {url!r}: use backup.catalog_url (or DR_CATALOG_URL) "
-            '= "sqlite:///path/to/backup-catalog.db"'
-        )
+        raise CatalogError(f"unsupported backup catalog URL {redact_url(url)!r}: {WHERE_TO_FIX}; use {URL_FORMS}")
     return Path(url[len(SQLITE_PREFIX) :])
+
+
+# ---- the backends: what differs between SQLite and PostgreSQL -----------------------------------
+
+
+class _Session(Protocol):
+    """Statements inside one transaction, with ``?`` placeholders."""
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None: ...
+
+
+class _Backend(ABC):
+    """One catalog database: sessions (transactions), column types and value forms, error mapping."""
+
+    timestamp_type: ClassVar[str]
+    json_type: ClassVar[str]
+    driver_errors: ClassVar[tuple[type[Exception], ...]]
+
+    def __init__(self, url: str) -> None:
+        self.shown = redact_url(url)
+        self._secrets = _secrets(url)
+        self._ready = False  # the schema exists (created once per catalog object)
+
+    def schema(self) -> tuple[str, ...]:
+        return tuple(s.format(timestamp=self.timestamp_type, json=self.json_type) for s in SCHEMA)
+
+    @abstractmethod
+    async def exists(self) -> bool:
+        """Whether the catalog has been created; looking creates nothing."""
+
+    @abstractmethod
+    def session(self, *, lock: str | None = None) -> contextlib.AbstractAsyncContextManager[_Session]:
+        """One transaction, committed when the block ends normally and rolled back otherwise. ``lock``:
+        a recovery point id that no other writer may read-and-write until this transaction ends."""
+
+    @abstractmethod
+    def encode_json(self, value: Any) -> Any: ...
+
+    @abstractmethod
+    def decode_json(self, value: Any) -> Any: ...
+
+    @abstractmethod
+    def decode_timestamp(self, value: Any) -> str | None: ...
+
+    @abstractmethod
+    def is_conflict(self, error: Exception) -> bool:
+        """Whether the driver's error is a uniqueness violation (two writers of one recovery point)."""
+
+    def error(self, error: Exception, *, opening: bool) -> CatalogError:
+        """A driver's error as CatalogError naming the catalog, without its password."""
+        detail = " ".join(str(error).split()) or type(error).__name__
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        if opening:
+            return CatalogUnavailable(f"cannot open the backup catalog {self.shown}: {detail}; {WHERE_TO_FIX}")
+        kind = RecoveryPointConflict if self.is_conflict(error) else CatalogError
+        return kind(f"backup catalog {self.shown}: {detail}")
+
+    def encode(self, point: RecoveryPoint) -> tuple[Any, ...]:
+        return (
+            point.recovery_point_id,
+            point.tenant_id,
+            point.region,
+            point.backup_type,
+            point.created_at,
+            point.completed_at,
+            point.status,
+            self.encode_json(list(point.data_classes)),
+            self.encode_json([package_to_json(pkg) for pkg in point.packages]),
+            point.merkle_root,
+            point.signature,
+            point.key_id,
+            point.policy_version,
+            point.time_from,
+            point.time_to,
+            point.manifest_blob,
+            point.manifest_uri,
+            point.failure,
+        )
+
+    def decode(self, row: tuple[Any, ...]) -> RecoveryPoint:
+        v: dict[str, Any] = dict(zip(COLUMNS, row, strict=True))
+        for column in TIMESTAMP_COLUMNS:
+            v[column] = self.decode_timestamp(v[column])
+        for column in JSON_COLUMNS:
+            v[column] = self.decode_json(v[column])
+        return RecoveryPoint(
+            recovery_point_id=v["RecoveryPointId"],
+            tenant_id=v["TenantId"],
+            region=v["Region"],
+            backup_type=v["BackupType"],
+            created_at=v["CreatedAt"],
+            completed_at=v["CompletedAt"],
+            status=v["Status"],
+            data_classes=tuple(v["DataClasses"]),
+            packages=tuple(package_from_json(p) for p in v["Packages"]),
+            merkle_root=v["MerkleRoot"],
+            signature=v["Signature"],
+            key_id=v["KeyId"],
+            policy_version=v["PolicyVersion"],
+            time_from=v["TimeFrom"],
+            time_to=v["TimeTo"],
+            manifest_blob=v["ManifestBlob"],
+            manifest_uri=v["ManifestUri"],
+            failure=v["Failure"],
+        )
+
+
+class _SqliteSession:
+    """Statements on the session's own thread, where its connection lives."""
+
+    def __init__(self, thread: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+        self._thread = thread
+        self._conn = conn
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._call(lambda: self._conn.execute(sql, args).fetchall())
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        await self._call(lambda: self._conn.execute(sql, args))
+
+
+class _SqliteBackend(_Backend):
+    """A file; JSON as text and timestamps as ISO 8601 UTC text (which sorts as time)."""
+
+    timestamp_type = "TIMESTAMP"
+    json_type = "JSON"
+    driver_errors = (sqlite3.Error, OSError)
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path = sqlite_path(url)
+
+    async def exists(self) -> bool:
+        return self.path.exists()
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode, so the session's own BEGIN decides the locking.
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        if not self._ready:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                for statement in self.schema():
+                    conn.execute(statement)
+            except BaseException:
+                conn.close()
+                raise
+            self._ready = True
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def session(self, *, lock: str | None = None) -> AsyncIterator[_Session]:
+        # A thread of its own per session: a writer waiting for SQLite's lock then blocks only its
+        # own thread, never one that the lock's holder needs for its next statement.
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-catalog")
+        try:
+            try:
+                conn = await asyncio.get_running_loop().run_in_executor(thread, self._connect)
+            except self.driver_errors as exc:
+                raise self.error(exc, opening=True) from None
+            session = _SqliteSession(thread, conn)
+            try:
+                # BEGIN IMMEDIATE takes the database's write lock before the read, so two writers
+                # never both read "absent" and both insert.
+                await session.execute("BEGIN" if lock is None else "BEGIN IMMEDIATE")
+                yield session
+                await session.execute("COMMIT")
+            except self.driver_errors as exc:
+                raise self.error(exc, opening=False) from None
+            finally:
+                # Closing rolls back whatever was not committed; queued behind any statement still running.
+                thread.submit(conn.close)
+        finally:
+            thread.shutdown(wait=False)
+
+    def encode_json(self, value: Any) -> Any:
+        return json.dumps(value)
+
+    def decode_json(self, value: Any) -> Any:
+        return json.loads(value)
+
+    def decode_timestamp(self, value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def is_conflict(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
+
+
+class _PostgresSession:
+    def __init__(self, conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = await self._conn.execute(sql.replace("?", "%s"), args)
+        return await cursor.fetchall()
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        await self._conn.execute(sql.replace("?", "%s"), args)
+
+
+class _PostgresBackend(_Backend):
+    """A server; the seed schema's JSONB and TIMESTAMPTZ columns, timestamps read back as ISO 8601 UTC."""
+
+    timestamp_type = "TIMESTAMPTZ"
+    json_type = "JSONB"
+    driver_errors = (psycopg.Error,)
+    # Serializes schema creation: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
+    SCHEMA_LOCK = 0x0DCA7A1060
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error:
+            # libpq's message may quote the URL, password and all.
+            raise CatalogError(
+                f"invalid PostgreSQL backup catalog URL {self.shown!r}: {WHERE_TO_FIX}; "
+                'use "postgresql://user:password@host:5432/database"'
+            ) from None
+        self._url = url
+        self._options: dict[str, Any] = {
+            key: value
+            for key, value in (("connect_timeout", CONNECT_TIMEOUT), ("application_name", "dr-backup-catalog"))
+            if key not in given
+        }
+
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        try:
+            return await psycopg.AsyncConnection.connect(self._url, **self._options)
+        except psycopg.Error as exc:
+            raise self.error(exc, opening=True) from None
+
+    async def exists(self) -> bool:
+        conn = await self._connect()
+        try:
+            async with conn:
+                cursor = await conn.execute("SELECT to_regclass('backupcatalog') IS NOT NULL")
+                row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise self.error(exc, opening=False) from None
+        return bool(row and row[0])
+
+    @contextlib.asynccontextmanager
+    async def session(self, *, lock: str | None = None) -> AsyncIterator[_Session]:
+        conn = await self._connect()
+        try:
+            # Leaving the block commits, or rolls back on an error, and closes the connection.
+            async with conn:
+                if not self._ready:
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
+                        for statement in self.schema():
+                            await conn.execute(statement)
+                    self._ready = True
+                if lock is not None:
+                    # A row lock cannot hold a row that does not exist yet; this holds its id instead.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+                yield _PostgresSession(conn)
+        except psycopg.Error as exc:
+            raise self.error(exc, opening=False) from None
+
+    def encode_json(self, value: Any) -> Any:
+        return Jsonb(value)
+
+    def decode_json(self, value: Any) -> Any:
+        return value
+
+    def decode_timestamp(self, value: Any) -> str | None:
+        return None if value is None else utc_iso(value)
+
+    def is_conflict(self, error: Exception) -> bool:
+        return isinstance(error, psycopg.errors.UniqueViolation)
+
+
+def _backend_for(url: str) -> _Backend:
+    if url.startswith(POSTGRES_PREFIXES):
+        return _PostgresBackend(url)
+    return _SqliteBackend(url)
+
+
+# ---- the catalog ---------------------------------------------------------------------------------
 
 
 class BackupCatalog:
     """Recovery points by tenant and time; every method is safe to repeat (read, compare, then write)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.path = sqlite_path(url)
-        self._ready = False
+        self._db = _backend_for(url)
+        # For messages: the URL with its password hidden.
+        self.url = self._db.shown
 
-    def _connect(self) -> sqlite3.Connection:
-        # Autocommit mode: each write below opens its own BEGIN IMMEDIATE transaction, so two
-        # writers never both read "absent" and both insert.
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        if not self._ready:
-            conn.execute("PRAGMA journal_mode=WAL")
-            for statement in SCHEMA:
-                conn.execute(statement)
-            self._ready = True
-        return conn
+    async def exists(self) -> bool:
+        """Whether the catalog has been created (the SQLite file, the PostgreSQL table); looking creates nothing."""
+        return await self._db.exists()
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def work() -> T:
-            conn = self._connect()
-            try:
-                return fn(conn)
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(work)
-
-    @staticmethod
-    def _select(conn: sqlite3.Connection, recovery_point_id: str) -> RecoveryPoint | None:
-        row = conn.execute(f"{SELECT} WHERE RecoveryPointId = ?", (recovery_point_id,)).fetchone()
-        return None if row is None else _row_to_point(row)
-
-    @staticmethod
-    def _write(conn: sqlite3.Connection, point: RecoveryPoint) -> None:
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        conn.execute(
-            f"INSERT OR REPLACE INTO BackupCatalog ({', '.join(COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-            _point_to_row(point),
-        )
+    async def _query(self, sql: str, args: Sequence[Any]) -> list[RecoveryPoint]:
+        async with self._db.session() as session:
+            rows = await session.fetch(sql, args)
+        return [self._db.decode(row) for row in rows]
 
     async def _transact(
         self, recovery_point_id: str, change: Callable[[RecoveryPoint | None], RecoveryPoint | None]
     ) -> tuple[RecoveryPoint, bool]:
         """Read the row, let ``change`` decide its new value (None: leave it), write it, in one transaction."""
-
-        def work(conn: sqlite3.Connection) -> tuple[RecoveryPoint, bool]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._select(conn, recovery_point_id)
-                wanted = change(current)
-                if wanted is not None and wanted != current:
-                    self._write(conn, wanted)
-                    conn.execute("COMMIT")
-                    return wanted, True
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            if current is None:
-                raise RecoveryPointNotFound(f"recovery point {recovery_point_id!r} is not in the catalog")
-            return current, False
-
-        return await self._run(work)
+        async with self._db.session(lock=recovery_point_id) as session:
+            rows = await session.fetch(f"{SELECT} WHERE RecoveryPointId = ?", (recovery_point_id,))
+            current = self._db.decode(rows[0]) if rows else None
+            wanted = change(current)
+            if wanted is not None and wanted != current:
+                await session.execute(UPSERT, self._db.encode(wanted))
+                return wanted, True
+        if current is None:
+            raise RecoveryPointNotFound(f"recovery point {recovery_point_id!r} is not in the catalog")
+        return current, False
 
     async def register(self, point: RecoveryPoint) -> tuple[RecoveryPoint, bool]:
         """Add an in-progress recovery point; registering it again returns the row as it is."""
@@ -346,10 +606,10 @@ class BackupCatalog:
         return await self._transact(recovery_point_id, change)
 
     async def get(self, recovery_point_id: str) -> RecoveryPoint:
-        point = await self._run(lambda conn: self._select(conn, recovery_point_id))
-        if point is None:
+        found = await self._query(f"{SELECT} WHERE RecoveryPointId = ?", (recovery_point_id,))
+        if not found:
             raise RecoveryPointNotFound(f"recovery point {recovery_point_id!r} is not in the catalog")
-        return point
+        return found[0]
 
     async def list_for_tenant(
         self, tenant_id: str, *, status: str | None = None, limit: int | None = None
@@ -360,15 +620,11 @@ class BackupCatalog:
         if status is not None:
             query += " AND Status = ?"
             args.append(status)
-        query += " ORDER BY CreatedAt DESC, RecoveryPointId DESC"
+        query += NEWEST_FIRST
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-
-        def work(conn: sqlite3.Connection) -> list[RecoveryPoint]:
-            return [_row_to_point(row) for row in conn.execute(query, args).fetchall()]
-
-        return await self._run(work)
+        return await self._query(query, args)
 
     async def list_recent(self, *, status: str | None = None, limit: int | None = None) -> list[RecoveryPoint]:
         """Every tenant's recovery points, newest first (what ``drctl backup list`` shows)."""
@@ -377,15 +633,11 @@ class BackupCatalog:
         if status is not None:
             query += " WHERE Status = ?"
             args.append(status)
-        query += " ORDER BY CreatedAt DESC, RecoveryPointId DESC"
+        query += NEWEST_FIRST
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-
-        def work(conn: sqlite3.Connection) -> list[RecoveryPoint]:
-            return [_row_to_point(row) for row in conn.execute(query, args).fetchall()]
-
-        return await self._run(work)
+        return await self._query(query, args)
 
     async def newest_at_or_before(
         self, tenant_id: str, at: str, *, retention_days: int, now: dt.datetime | None = None
@@ -408,33 +660,28 @@ class BackupCatalog:
                 f"{retention_days} days (oldest restorable time {utc_iso(oldest)})"
             )
 
-        def work(conn: sqlite3.Connection) -> tuple[RecoveryPoint | None, RecoveryPoint | None]:
-            found = conn.execute(
-                f"{SELECT} WHERE TenantId = ? AND Status = ? AND CreatedAt <= ? AND CreatedAt >= ? "
-                "ORDER BY CreatedAt DESC, RecoveryPointId DESC LIMIT 1",
+        async with self._db.session() as session:
+            found = await session.fetch(
+                f"{SELECT} WHERE TenantId = ? AND Status = ? AND CreatedAt <= ? AND CreatedAt >= ?"
+                f"{NEWEST_FIRST} LIMIT 1",
                 (tenant_id, STATUS_COMPLETED, utc_iso(moment), utc_iso(oldest)),
-            ).fetchone()
-            first = conn.execute(
+            )
+            first = await session.fetch(
                 f"{SELECT} WHERE TenantId = ? AND Status = ? AND CreatedAt >= ? ORDER BY CreatedAt LIMIT 1",
                 (tenant_id, STATUS_COMPLETED, utc_iso(oldest)),
-            ).fetchone()
-            return (
-                None if found is None else _row_to_point(found),
-                None if first is None else _row_to_point(first),
             )
-
-        point, first = await self._run(work)
-        if point is None:
+        if not found:
+            oldest_point = self._db.decode(first[0]) if first else None
             after = (
-                f"; its oldest completed one in the retention window is {first.recovery_point_id} "
-                f"created {first.created_at}"
-                if first
+                f"; its oldest completed one in the retention window is {oldest_point.recovery_point_id} "
+                f"created {oldest_point.created_at}"
+                if oldest_point
                 else "; it has none in the retention window"
             )
             raise RecoveryPointNotFound(
                 f"tenant {tenant_id!r} has no completed recovery point at or before {utc_iso(moment)}{after}"
             )
-        return point
+        return self._db.decode(found[0])
 
 
 def _check_identity(current: RecoveryPoint, wanted: RecoveryPoint) -> None:

@@ -85,6 +85,11 @@ class CatalogError(DrError):
     """The backup catalog refuses a request; the message says what was asked and what exists."""
 
 
+class CatalogUnavailable(CatalogError):
+    """The backup catalog could not be reached or opened (a server down, a file system away): worth
+    retrying, unlike a refusal."""
+
+
 class RecoveryPointNotFound(CatalogError):
     """No recovery point with that id, or no completed one for the tenant at or before the time."""
 

@@ -239,7 +239,7 @@ class Approver:
 # Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending
 # with a letter or digit (Azure's rule; Azurite enforces it too).
 CONTAINER_NAME_MAX = 63
-CATALOG_SCHEMES = ("sqlite:///",)
+CATALOG_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 def is_container_name(name: str) -> bool:
@@ -842,11 +842,14 @@ def _read_backup(r: _Reader, raw: Mapping[str, Any], tenants: tuple[Tenant, ...]
     policy_version = r.text(b, "policy_version", "backup.", d.policy_version)
     catalog_url = r.text(b, "catalog_url", "backup.", d.catalog_url)
     if catalog_url and not catalog_url.startswith(CATALOG_SCHEMES):
-        postgres = catalog_url.startswith(("postgresql://", "postgres://"))
+        # A URL that may hold a password is shown by its scheme alone.
+        secret = "@" in catalog_url or "password" in catalog_url.lower()
+        shown = catalog_url.partition("://")[0] + "://..." if secret else catalog_url
         r.problem(
             "backup.catalog_url",
-            "PostgreSQL catalogs are not supported yet" if postgres else f"unsupported catalog URL {catalog_url!r}",
-            'use "sqlite:///path/to/catalog.db" (a relative path is taken from the worker\'s working folder)',
+            f"unsupported catalog URL {shown!r}",
+            'use "sqlite:///path/to/catalog.db" (a relative path is taken from the worker\'s working folder) or '
+            '"postgresql://user:password@host:5432/database"',
         )
     signing_key = str(b.get("signing_key", "")).strip()
     if signing_key and base_dir is not None and not Path(signing_key).is_absolute():

@@ -66,3 +66,26 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$promtool_dir/promtool" ]; t
   dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool
   install -D -m 0755 "$deb_dir/usr/bin/promtool" "$promtool_dir/promtool"
 fi
+
+# PostgreSQL for the backup catalog's tests: they start a private cluster of their own with initdb
+# and pg_ctl (tests/integration/postgres.py), so only the programs are needed, never a running
+# service. Debian's postgresql package ships them under /usr/lib/postgresql/<major>/bin and creates
+# the postgres user that owns the cluster when the tests run as root. Whatever the package's
+# post-install does with its own cluster is not relied on.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+  as_root=()
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  fi
+  if ! command -v apt-get >/dev/null 2>&1 || { [ "$(id -u)" -ne 0 ] && [ ${#as_root[@]} -eq 0 ]; }; then
+    echo "error: the tests need PostgreSQL's initdb and pg_ctl; install PostgreSQL (Debian/Ubuntu, as root:" >&2
+    echo "       apt-get install postgresql) and rerun." >&2
+    exit 2
+  fi
+  pg_install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
+  if ! "${as_root[@]}" "${pg_install[@]}" >/dev/null; then
+    # A fresh machine has no package lists yet.
+    "${as_root[@]}" apt-get -qq update
+    "${as_root[@]}" "${pg_install[@]}" >/dev/null
+  fi
+fi

@@ -40,7 +40,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
 from temporalio.service import RPCError
 
-from activities.catalog import BackupCatalog, sqlite_path
+from activities.catalog import BackupCatalog
 from domain.errors import CatalogError
 from domain.messages.backups import DATA_CLASSES, STATUSES, RecoveryPoint
 from domain.messages.restore import (
@@ -493,19 +493,19 @@ def schedule_facts(description: ScheduleDescription) -> dict[str, Any]:
 # ---- the catalog --------------------------------------------------------------------------------
 
 
-def catalog_for(plan: DrPlan, catalog_url: str | None) -> BackupCatalog:
+async def catalog_for(plan: DrPlan, catalog_url: str | None) -> BackupCatalog:
     """The catalog drctl reads: ``--catalog-url`` / ``DR_CATALOG_URL``, else the plan's; it must exist."""
     url = catalog_url or plan.backup.catalog_url
     try:
-        path = sqlite_path(url)
+        catalog = BackupCatalog(url)
     except CatalogError as exc:
         raise ValueError(str(exc)) from exc
-    if not path.is_file():
+    if not await catalog.exists():
         raise FileNotFoundError(
-            f"no backup catalog at {path} (from {url}); point DR_CATALOG_URL at the worker's catalog "
+            f"no backup catalog at {catalog.url}; point DR_CATALOG_URL at the worker's catalog "
             "(`drctl dev env` prints it)"
         )
-    return BackupCatalog(url)
+    return catalog
 
 
 async def list_recovery_points(
@@ -715,15 +715,16 @@ def list_command(
     plan = load_or_exit(plan_path)
     if status_filter is not None and status_filter not in STATUSES:
         fail(f"--status {status_filter!r} is not one of {', '.join(STATUSES)}", EXIT_INVALID)
+
+    async def read() -> list[RecoveryPoint]:
+        catalog = await catalog_for(plan, catalog_url)
+        return await list_recovery_points(catalog, tenant=tenant, status=status_filter, limit=limit)
+
     try:
-        catalog = catalog_for(plan, catalog_url)
+        points = asyncio.run(read())
     except ValueError as exc:
         fail(f"--catalog-url: {exc}", EXIT_INVALID)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    try:
-        points = asyncio.run(list_recovery_points(catalog, tenant=tenant, status=status_filter, limit=limit))
-    except CatalogError as exc:
+    except (FileNotFoundError, CatalogError) as exc:
         fail(str(exc))
     if as_json:
         emit_json([dataclasses.asdict(p) for p in points])

@@ -17,8 +17,8 @@ from activities.azure import AzureClients, AzureConnection, Estates
 from domain.plan import DrPlan, load_plan
 from emulator.server import EmulatorServer, ThreadedEmulator
 
-# Azurite (Blob Storage) as a session fixture for the backup tests.
-pytest_plugins = ["tests.integration.azurite"]
+# Azurite (Blob Storage) and PostgreSQL (the backup catalog) as session fixtures for the backup tests.
+pytest_plugins = ["tests.integration.azurite", "tests.integration.postgres"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PLAN = ROOT / "plans" / "local.toml"

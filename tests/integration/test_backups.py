@@ -329,6 +329,11 @@ class TestBackup:
 class TestCatalogChoice:
     NOW = dt.datetime(2026, 3, 30, 12, 0, tzinfo=dt.UTC)
 
+    @pytest.fixture
+    def catalog(self, any_catalog_url: str) -> BackupCatalog:
+        """The catalog on each backend in turn (SQLite, then PostgreSQL): the choice must not depend on it."""
+        return BackupCatalog(any_catalog_url)
+
     async def filled(self, catalog: BackupCatalog) -> list[RecoveryPoint]:
         """Completed points on days 1, 10 and 20 of the month, a newer one in progress, one failed, another tenant's."""
         points = [rp_at(TENANT, dt.datetime(2026, 3, day, 8, tzinfo=dt.UTC)) for day in (1, 10, 20)]

@@ -267,12 +267,22 @@ class TestBackup:
         issue = the_issue(issues(set_key("backup", "retention_days", value=days)), "backup.retention_days")
         assert "retention_days" in issue.fix
 
-    def test_postgresql_catalog_is_refused_with_the_option_to_use(self) -> None:
-        """A PostgreSQL catalog URL is refused on catalog_url, naming the SQLite form to use instead."""
-        found = issues(set_key("backup", "catalog_url", value="postgresql://dr@db/catalog"))
+    @pytest.mark.parametrize(
+        "url", ["postgresql://dr:pw@db.example:5432/catalog", "postgres://dr@db/catalog", "sqlite:///c.db"]
+    )
+    def test_postgresql_and_sqlite_catalogs_are_accepted(self, url: str) -> None:
+        """A PostgreSQL (either scheme) or SQLite catalog URL is kept as written."""
+        plan = parse_plan(local_raw(set_key("backup", "catalog_url", value=url)), base_dir=PLANS)
+        assert plan.backup.catalog_url == url
+
+    def test_other_catalog_schemes_are_refused_without_showing_a_password(self) -> None:
+        """Another scheme is refused on catalog_url, naming both forms to use and hiding the URL's password."""
+        found = issues(set_key("backup", "catalog_url", value="mysql://dr:hunter2@db/catalog"))
         issue = the_issue(found, "backup.catalog_url")
-        assert "PostgreSQL catalogs are not supported" in issue.problem
+        assert "unsupported catalog URL 'mysql://...'" in issue.problem
+        assert "hunter2" not in str(issue)
         assert "sqlite:///" in issue.fix
+        assert "postgresql://" in issue.fix
 
     def test_trusted_keys_must_be_ed25519_public_keys(self) -> None:
         """A malformed earlier signing key is refused on its list position; valid ones are kept."""
