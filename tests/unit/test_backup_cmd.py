@@ -225,7 +225,7 @@ class TestList:
         missing = tmp_path / "nowhere" / "catalog.db"
         res = drctl("list", "--plan", str(LOCAL), "--catalog-url", f"sqlite:///{missing}")
         assert res.exit_code == 1
-        assert f"no backup catalog at {missing}" in res.output
+        assert f"no backup catalog at sqlite:///{missing}" in res.output
         assert not missing.exists()
 
     def test_an_unknown_status_exits_2(self) -> None:
