@@ -102,14 +102,18 @@ class WorkerProcess:
         self.state_dir = state_dir
         self.extra_args = extra_args
         self.task_queue = task_queue or f"dr-e2e-{uuid.uuid4().hex[:8]}"
-        self.env = os.environ | {
-            "TEMPORAL_ADDRESS": temporal.address,
-            "DR_TASK_QUEUE": self.task_queue,
-            "DR_ARM_ENDPOINT": emulator.url,
-            "DR_CA_FILE": emulator.ca_file,
-            "DR_OPS_ENDPOINT": emulator.url + "/regions/{region}",
-            "DR_POLLING_INTERVAL": "0.1",
-        } | (extra_env or {})
+        self.env = (
+            os.environ
+            | {
+                "TEMPORAL_ADDRESS": temporal.address,
+                "DR_TASK_QUEUE": self.task_queue,
+                "DR_ARM_ENDPOINT": emulator.url,
+                "DR_CA_FILE": emulator.ca_file,
+                "DR_OPS_ENDPOINT": emulator.url + "/regions/{region}",
+                "DR_POLLING_INTERVAL": "0.1",
+            }
+            | (extra_env or {})
+        )
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
