@@ -11,6 +11,7 @@ from starters import (
     backup_cmd,
     demo_cmd,
     dev_cmd,
+    drill_cmd,
     emulator_cmd,
     evidence_cmd,
     failback_cmd,
@@ -54,6 +55,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(evidence_cmd.app, name="evidence")
 app.add_typer(restore_cmd.app, name="restore")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(drill_cmd.app, name="drill")
 app.command(name="demo")(demo_cmd.demo)
 
 

@@ -3,6 +3,7 @@ Storage) and a dr-worker, each a background process with its log and pid in a st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,9 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from azure.core.exceptions import AzureError
 
+from activities.azure import AzureConnection
 from activities.integrity import generate_private_key, save_private_key
+from domain.errors import PlanError
+from domain.plan import load_plan
 from starters.azurite import AzuriteError, account_url, azurite_argv, azurite_ready
+from starters.drill_cmd import drill_estates, seed_missing
 
 SEARCH_ATTRIBUTES = {"DrPlan": "Keyword", "DrPhase": "Keyword", "TenantId": "Keyword", "DrReadiness": "Keyword"}
 
@@ -71,6 +77,11 @@ class StackConfig:
         return self.state_dir / "backup-signing.key"
 
     @property
+    def served_plans(self) -> tuple[Path, ...]:
+        """The plans, and the drill estates they name in [drill] (``<estate>.toml`` beside the plan)."""
+        return (*self.plans, *drill_estates(self.plans))
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
@@ -81,7 +92,7 @@ class StackConfig:
             "DR_ARM_ENDPOINT": self.emulator_url,
             "DR_CA_FILE": str(self.ca_file),
             "DR_OPS_ENDPOINT": self.emulator_url + "/regions/{region}",
-            "DR_PLANS": ":".join(str(p) for p in self.plans),
+            "DR_PLANS": ":".join(str(p) for p in self.served_plans),
             "DR_BLOB_ENDPOINT": self.blob_endpoint,
             "DR_CATALOG_URL": self.catalog_url,
             "DR_SIGNING_KEY": str(self.signing_key),
@@ -212,6 +223,7 @@ class Stack:
         self.start_emulator(progress)
         self.start_azurite(progress)
         self.ensure_signing_key(progress)
+        self.seed_drill_estates(progress)
         if worker:
             self.start_worker(progress)
 
@@ -253,7 +265,7 @@ class Stack:
                 f"port {c.emulator_port} is already in use by another program; stop it or pass --emulator-port"
             )
         argv = [_bin("drctl"), "emulator", "serve", "--port", str(c.emulator_port), "--ca-file", str(c.ca_file)]
-        for plan in c.plans:
+        for plan in c.served_plans:
             argv += ["--plan", str(plan)]
         progress(f"starting the estate emulator on {c.emulator_url}")
         c.ca_file.unlink(missing_ok=True)
@@ -299,6 +311,18 @@ class Stack:
             return
         progress(f"creating the local manifest-signing key {path}")
         save_private_key(generate_private_key(), path)
+
+    def seed_drill_estates(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """Live data for the drill estates' tenants that have none, so drills have data to back up and restore."""
+        connection = AzureConnection.from_env(self.config.client_env())
+        for path in drill_estates(self.config.plans):
+            try:
+                seeded = asyncio.run(seed_missing(load_plan(path), connection))
+            except (AzureError, PlanError) as exc:
+                progress(f"could not seed the drill estate {path.name} (drills will have no data): {exc}")
+                continue
+            if seeded:
+                progress(f"seeded {seeded} tenant(s) of the drill estate {path.name} in Azurite")
 
     def start_worker(self, progress: Callable[[str], None] = lambda _: None) -> None:
         c = self.config

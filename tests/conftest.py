@@ -7,6 +7,7 @@ import shutil
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ pytest_plugins = ["tests.integration.azurite", "tests.integration.postgres"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PLAN = ROOT / "plans" / "local.toml"
+DRILL_PLAN = ROOT / "plans" / "local-drill.toml"
 
 
 def venv_binary(name: str) -> str:
@@ -37,6 +39,12 @@ def venv_binary(name: str) -> str:
 @pytest.fixture(scope="session")
 def plan() -> DrPlan:
     return load_plan(LOCAL_PLAN)
+
+
+@pytest.fixture(scope="session")
+def drill_plan() -> DrPlan:
+    """The local plan's drill estate: regions and resources of its own (plans/local-drill.toml)."""
+    return load_plan(DRILL_PLAN)
 
 
 class EmulatorHandle:
@@ -99,10 +107,10 @@ class EmulatorHandle:
         self.control.close()
 
 
-@pytest.fixture
-def emulator(plan: DrPlan) -> Iterator[EmulatorHandle]:
-    """A fresh emulator per test: every test starts from the plan's initial estate."""
-    threaded = ThreadedEmulator([plan])
+@contextmanager
+def serving(plans: list[DrPlan]) -> Iterator[EmulatorHandle]:
+    """An emulator of ``plans``' estates, started fresh and stopped afterwards."""
+    threaded = ThreadedEmulator(plans)
     server = threaded.start()
     handle = EmulatorHandle(threaded, server)
     try:
@@ -110,6 +118,20 @@ def emulator(plan: DrPlan) -> Iterator[EmulatorHandle]:
     finally:
         handle.close()
         threaded.stop()
+
+
+@pytest.fixture
+def emulator(plan: DrPlan) -> Iterator[EmulatorHandle]:
+    """A fresh emulator per test: every test starts from the plan's initial estate."""
+    with serving([plan]) as handle:
+        yield handle
+
+
+@pytest.fixture
+def drill_emulator(plan: DrPlan, drill_plan: DrPlan) -> Iterator[EmulatorHandle]:
+    """A fresh emulator serving the local estate and its drill estate side by side, as `drctl dev up` does."""
+    with serving([plan, drill_plan]) as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import structlog
 from activities.azure import Estates
 from activities.backups import BackupActivities
 from activities.cosmos import CosmosActivities
+from activities.drill import DrillActivities
 from activities.frontdoor import FrontDoorActivities
 from activities.health import HealthActivities
 from activities.plans import PlanActivities
@@ -56,7 +57,7 @@ def recovery_activities(estates: Estates, env: Mapping[str, str] | None = None) 
             "Set the missing one, or remove both to run a failover-only worker"
         )
     backups = BackupActivities.from_env(estates, e)
-    return [backups, RestoreActivities(estates, backups.signing_key)]
+    return [backups, RestoreActivities(estates, backups.signing_key), DrillActivities(estates, backups.signing_key)]
 
 
 def activity_objects(estates: Estates, env: Mapping[str, str] | None = None) -> list[object]:

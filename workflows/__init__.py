@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.backup import BackupWorkflow
+from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.readiness import ReadinessWorkflow
@@ -17,4 +18,5 @@ WORKFLOWS: tuple[type, ...] = (
     UndoPromotionWorkflow,
     ReadinessWorkflow,
     BackupWorkflow,
+    DrillWorkflow,
 )

@@ -1,0 +1,641 @@
+"""``drctl drill``: keep a plan's monthly DR drill schedule, run a drill now, show drill reports.
+
+A drill fails the plan's drill estate over (never the plan's own estate), checks the SLO, restores
+sampled tenants into a sandbox, verifies integrity, fails back and reports RTO and RPO against the
+plan's targets. Reports are signed and stored in the plan's backup container under drills/;
+``drctl drill report`` reads them there (Blob Storage from the plan's backup settings or
+DR_BLOB_ENDPOINT), or from the drill workflow's result when Blob Storage is not configured.
+
+The async helpers take a connected client, so tests call them directly; the typer commands only add
+argument checks, output and exit codes. Connection, error mapping and process exit are
+``drctl failover``'s.
+
+Exit codes: 0 the drill passed (or was skipped in a blackout window), 1 it failed or the command
+failed, 2 invalid input, 130 stopped watching (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.text import Text
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleSpec,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from activities.azure import AzureClients, AzureConnection
+from activities.drill import DrillReportError, read_report
+from activities.integrity import KeyMaterialError, key_id_of, load_private_key, public_key_b64
+from domain.errors import PlanError
+from domain.messages.backups import SEGMENTS_PREFIX
+from domain.messages.drill import (
+    REPORT_PREFIX,
+    STATUS_FAILED,
+    STATUS_PASSED,
+    DrillInput,
+    DrillReport,
+    DrillStatus,
+    drill_schedule_id,
+    drill_workflow_id,
+    report_blobs,
+    report_markdown,
+    seconds_text,
+)
+from domain.messages.progress import Step, StepTable
+from domain.plan import DrPlan, load_plan
+from starters.evidence_cmd import plan_trusted_keys
+from starters.failover_cmd import (
+    QUERY_ERRORS,
+    AddressOption,
+    FailoverCommandError,
+    JsonOption,
+    NamespaceOption,
+    _not_found,
+    _quoted,
+    _rpc_message,
+    _settings,
+    connect,
+    current_user,
+    failure_message,
+    run_command,
+    ui_url,
+)
+from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail
+from starters.plan_cmd import load_or_exit
+from starters.progress_view import as_dict, facts, header, steps_table
+from starters.schedules import ScheduleOutcome, ScheduleSpecError, parse_calendar, upsert_schedule
+from starters.seed_data import build_tenant, default_start, upload_segments
+from workers.connection import TemporalSettings
+from workflows.common import DR_PLAN
+
+app = typer.Typer(
+    help="Run DR drills of a plan's drill estate on a schedule or now, and show their reports.",
+    no_args_is_help=True,
+)
+
+WORKFLOW_TYPE = "DrillWorkflow"
+EXIT_INTERRUPTED = 130
+POLL_SECONDS = 1.0
+QUERY_TIMEOUT = timedelta(seconds=5)
+STATUS_STYLES = {STATUS_PASSED: "bold green", STATUS_FAILED: "bold red"}
+
+
+class DrillCommandError(FailoverCommandError):
+    """A request to Temporal or Blob Storage about a drill could not be carried out; the message says why."""
+
+
+# ---- ids, input and the schedule ------------------------------------------------------------------
+
+
+def run_workflow_id(plan: str, now: datetime | None = None) -> str:
+    """``drill-{plan}-{yyyymmddThhmmss}`` in UTC: a drill started by hand."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return drill_workflow_id(plan, f"{moment:%Y%m%dT%H%M%S}")
+
+
+def scheduled_workflow_id(plan: str) -> str:
+    """The id prefix of scheduled drills (Temporal appends the scheduled time)."""
+    return drill_workflow_id(plan, "scheduled")
+
+
+def drill_problem(plan: DrPlan) -> str | None:
+    """Why ``plan`` cannot be drilled (checked again by the workflow, against what the worker holds)."""
+    if plan.drill is None:
+        return (
+            f"plan {plan.name} has no [drill] table: add one naming its drill estate, e.g. "
+            '[drill] estate = "local-drill" (see plans/local.toml)'
+        )
+    return None
+
+
+def drill_schedule_action(plan: str, task_queue: str) -> ScheduleActionStartWorkflow:
+    """What each firing of the schedule starts: a DrillWorkflow of ``plan`` (the plan's digest is not
+    pinned: a monthly schedule must outlive plan edits, and each drill reads the plan the worker holds)."""
+    return ScheduleActionStartWorkflow(
+        WORKFLOW_TYPE,
+        DrillInput(plan=plan, scheduled=True, requested_by="schedule", reason="monthly DR drill"),
+        id=scheduled_workflow_id(plan),
+        task_queue=task_queue,
+        typed_search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan)]),
+        static_summary=f"Scheduled DR drill of plan {plan}",
+    )
+
+
+async def upsert_drill_schedule(
+    client: Client, plan: DrPlan, task_queue: str, *, calendar: str | None = None, spec: ScheduleSpec | None = None
+) -> ScheduleOutcome:
+    """Create or update ``drill-{plan}`` (overlap skip) on ``calendar`` (default: the plan's [drill]
+    calendar); ``spec`` overrides the calendar's spec. ScheduleSpecError when it is not understood."""
+    problem = drill_problem(plan)
+    if problem is not None:
+        raise ValueError(problem)
+    assert plan.drill is not None
+    phrase = calendar or plan.drill.calendar
+    return await upsert_schedule(
+        client,
+        drill_schedule_id(plan.name),
+        drill_schedule_action(plan.name, task_queue),
+        spec or parse_calendar(phrase),
+        note=f"DR drills of plan {plan.name} on its drill estate {plan.drill.estate}: {phrase}",
+    )
+
+
+async def delete_drill_schedule(client: Client, plan: str) -> None:
+    handle = client.get_schedule_handle(drill_schedule_id(plan))
+    try:
+        await handle.delete()
+    except RPCError as exc:
+        if _not_found(exc):
+            raise DrillCommandError(f"plan {plan} has no drill schedule ({handle.id})") from exc
+        raise DrillCommandError(_rpc_message(exc, f"cannot delete schedule {handle.id}")) from exc
+
+
+async def next_drills(client: Client, plan: str, count: int = 3) -> list[str]:
+    """When the schedule fires next (ISO 8601 UTC)."""
+    description = await client.get_schedule_handle(drill_schedule_id(plan)).describe()
+    return [t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in description.info.next_action_times[:count]]
+
+
+# ---- the drill estate in the local stack --------------------------------------------------------
+
+
+def drill_estates(plans: Sequence[Path]) -> tuple[Path, ...]:
+    """The drill estates ``plans`` name in [drill] and do not list themselves: ``<estate>.toml`` beside
+    the plan naming it (an unreadable plan is left to the command that validates it)."""
+    given = {p.resolve() for p in plans}
+    found: list[Path] = []
+    for path in plans:
+        try:
+            drill = load_plan(path).drill
+        except PlanError:
+            continue
+        estate = path.parent / f"{drill.estate}.toml" if drill is not None else None
+        if estate is not None and estate.exists() and estate.resolve() not in given | set(found):
+            found.append(estate.resolve())
+    return tuple(found)
+
+
+async def seed_missing(plan: DrPlan, connection: AzureConnection, *, segments: int = 4) -> int:
+    """Seed data for every tenant of ``plan`` whose live container has no segments yet; how many."""
+    clients = AzureClients(plan, connection)
+    try:
+        missing = []
+        for tenant in plan.tenants:
+            live = clients.blob.get_container_client(plan.backup.live_container(tenant.id))
+            if not await live.exists() or not [b async for b in live.list_blobs(name_starts_with=SEGMENTS_PREFIX)]:
+                missing.append(tenant.id)
+        start = default_start(segments, timedelta(hours=1))
+        data = [s for t in missing for s in build_tenant(t, segments=segments, start=start)]
+        await upload_segments(clients.blob, plan.backup, data)
+        return len(missing)
+    finally:
+        await clients.close()
+
+
+# ---- run ----------------------------------------------------------------------------------------
+
+
+async def running_drills(client: Client, plan: str) -> list[str]:
+    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)} AND DrPlan = {_quoted(plan)} AND ExecutionStatus = 'Running'"
+    try:
+        return [wf.id async for wf in client.list_workflows(query, limit=10)]
+    except RPCError as exc:
+        raise DrillCommandError(_rpc_message(exc, "cannot list running drills")) from exc
+
+
+async def start_drill(
+    client: Client,
+    settings: TemporalSettings,
+    plan: DrPlan,
+    *,
+    requested_by: str | None = None,
+    reason: str = "",
+    workflow_id: str | None = None,
+    **overrides: Any,
+) -> WorkflowHandle[Any, DrillReport]:
+    """Start a DrillWorkflow of ``plan`` now; refuses while another drill of it runs. ``overrides``
+    are DrillInput fields (sample_tenants, failback_soak_seconds...)."""
+    problem = drill_problem(plan)
+    if problem is not None:
+        raise ValueError(problem)
+    running = await running_drills(client, plan.name)
+    if running:
+        raise DrillCommandError(f"a drill of plan {plan.name} is already running: {running[0]}")
+    inp = DrillInput(
+        plan=plan.name,
+        requested_by=requested_by or current_user(),
+        plan_digest=plan.digest,
+        reason=reason,
+        **overrides,
+    )
+    wf_id = workflow_id or run_workflow_id(plan.name)
+    try:
+        handle: WorkflowHandle[Any, DrillReport] = await client.start_workflow(
+            WORKFLOW_TYPE,
+            inp,
+            id=wf_id,
+            task_queue=settings.task_queue,
+            result_type=DrillReport,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan.name)]),
+            static_summary=f"DR drill of plan {plan.name}" + (f" on {plan.drill.estate}" if plan.drill else ""),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise DrillCommandError(f"a drill with id {wf_id} already exists") from exc
+    except RPCError as exc:
+        raise DrillCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
+    return handle
+
+
+async def drill_status(handle: WorkflowHandle[Any, Any]) -> DrillStatus:
+    status: DrillStatus = await handle.query("status", result_type=DrillStatus, rpc_timeout=QUERY_TIMEOUT)
+    return status
+
+
+async def wait_for_report(
+    handle: WorkflowHandle[Any, DrillReport],
+    on_update: Callable[[DrillStatus], None],
+    *,
+    interval: float = POLL_SECONDS,
+) -> DrillReport:
+    """Poll the status query until the drill ends; its report (DrillCommandError if the workflow failed)."""
+    closing = asyncio.create_task(handle.result())
+    try:
+        while not closing.done():
+            # Until a worker has the drill the query fails; the next poll asks again.
+            with contextlib.suppress(*QUERY_ERRORS):
+                on_update(await drill_status(handle))
+            await asyncio.wait({closing}, timeout=interval)
+        try:
+            return closing.result()
+        except WorkflowFailureError as err:
+            raise DrillCommandError(f"drill {handle.id} failed: {failure_message(err.cause)}") from err
+    finally:
+        closing.cancel()
+
+
+# ---- reports ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredReport:
+    report: DrillReport
+    location: str  # container/blob, or "workflow <id>"
+    signature_problem: str | None  # None: signed by a trusted key; "not checked" for workflow results
+
+
+def report_trusted_keys(plan: DrPlan, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The plan's trusted keys, plus the orchestrator's key named by DR_SIGNING_KEY (as the worker has it)."""
+    keys = plan_trusted_keys(plan)
+    path = (os.environ if env is None else env).get("DR_SIGNING_KEY")
+    if path:
+        try:
+            public = public_key_b64(load_private_key(path))
+        except (OSError, KeyMaterialError):
+            return keys
+        keys[key_id_of(public)] = public
+    return keys
+
+
+def blob_configured(plan: DrPlan, connection: AzureConnection) -> bool:
+    return bool(connection.blob_account_url or plan.backup.account_url)
+
+
+async def read_stored_report(
+    plan: DrPlan, connection: AzureConnection, workflow_id: str | None = None
+) -> StoredReport | None:
+    """The report of drill ``workflow_id`` (default: the newest stored) from the plan's backup
+    container; None when there is none."""
+    clients = AzureClients(plan, connection)
+    container = clients.blob.get_container_client(plan.backup.backup_container)
+    try:
+        if workflow_id is None:
+            stored = [
+                (blob.last_modified, blob.name)
+                async for blob in container.list_blobs(name_starts_with=REPORT_PREFIX)
+                if blob.name.endswith(".json")
+            ]
+            if not stored:
+                return None
+            name = max(stored)[1]
+        else:
+            name = report_blobs(workflow_id)[0]
+        try:
+            data = await (await container.get_blob_client(name).download_blob()).readall()
+        except ResourceNotFoundError:
+            return None
+    except AzureError as exc:
+        raise DrillCommandError(
+            f"cannot read drill reports from container '{container.container_name}': {exc}"
+        ) from exc
+    finally:
+        await clients.close()
+    try:
+        report, problem = read_report(data, report_trusted_keys(plan))
+    except DrillReportError as exc:
+        raise DrillCommandError(f"{container.container_name}/{name}: {exc}") from exc
+    return StoredReport(report, f"{container.container_name}/{name}", problem)
+
+
+async def latest_drill_id(client: Client, plan: str) -> str | None:
+    """The newest closed drill of ``plan`` in Temporal's visibility."""
+    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)} AND DrPlan = {_quoted(plan)} AND ExecutionStatus != 'Running'"
+    try:
+        async for wf in client.list_workflows(query, limit=1):
+            return wf.id
+    except RPCError as exc:
+        raise DrillCommandError(_rpc_message(exc, "cannot list drills")) from exc
+    return None
+
+
+async def workflow_report(client: Client, workflow_id: str) -> StoredReport:
+    """The report a drill workflow returned."""
+    handle: WorkflowHandle[Any, DrillReport] = client.get_workflow_handle(workflow_id, result_type=DrillReport)
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            phase = ""
+            with contextlib.suppress(*QUERY_ERRORS):
+                phase = f" (phase {(await drill_status(handle)).phase})"
+            raise DrillCommandError(f"drill {workflow_id} is still running{phase}: its report comes when it ends")
+        report = await handle.result()
+    except WorkflowFailureError as err:
+        raise DrillCommandError(f"drill {workflow_id} failed: {failure_message(err.cause)}") from err
+    except RPCError as exc:
+        if _not_found(exc):
+            raise DrillCommandError(f"no drill with id {workflow_id}") from exc
+        raise DrillCommandError(_rpc_message(exc, f"cannot read {workflow_id}")) from exc
+    return StoredReport(report, f"workflow {workflow_id}", "not checked (read from the workflow, not the store)")
+
+
+def report_view(stored: StoredReport) -> RenderableType:
+    """A drill report for people: verdict, RTO and RPO against targets, phases, reasons, findings."""
+    r = stored.report
+    table = StepTable(
+        [Step(p.key, p.title, p.status, p.started_at, p.finished_at, p.detail) for p in r.phases if p.status]
+    )
+    rto_met = r.rto_actual_seconds is not None and r.rto_actual_seconds <= r.rto_target_seconds
+    rpo_met = r.rpo_actual_seconds is not None and r.rpo_actual_seconds <= r.rpo_target_seconds
+    parts: list[RenderableType] = [
+        header(f"DR drill of plan {r.plan}", badge=r.status.upper(), badge_style=STATUS_STYLES.get(r.status, "bold")),
+        facts(
+            [
+                ("workflow", r.workflow_id),
+                ("drill estate", r.estate or None),
+                ("started", r.started_at),
+                ("took", seconds_text(r.duration_seconds)),
+                ("tenants", ", ".join(r.tenants) or None),
+                ("RTO", _measure(r.rto_actual_seconds, r.rto_target_seconds, rto_met)),
+                ("RPO", _measure(r.rpo_actual_seconds, r.rpo_target_seconds, rpo_met)),
+                ("pass rate", f"{r.pass_rate:.0%} of recent drills" if r.pass_rate is not None else None),
+                ("report", stored.location),
+                (
+                    "signature",
+                    Text(
+                        stored.signature_problem or "verified", style="yellow" if stored.signature_problem else "green"
+                    ),
+                ),
+            ]
+        ),
+    ]
+    if table.steps:
+        parts.append(steps_table(table))
+    for title, items, style in (("reasons", r.reasons, "red"), ("findings", r.findings, "")):
+        if items:
+            parts.append(Text(f"{title}:", style="bold"))
+            parts.extend(Text(f"  - {item}", style=style) for item in items)
+    return Group(*parts)
+
+
+def _measure(actual: float | None, target: int, met: bool) -> Text:
+    return Text(
+        f"{seconds_text(actual)} (target {target} s)", style="green" if met else ("red" if actual is not None else "")
+    )
+
+
+def exit_code(report: DrillReport) -> int:
+    return EXIT_FAILED if report.status == STATUS_FAILED else 0
+
+
+def _print(stored: StoredReport, as_json: bool, markdown: bool) -> None:
+    if as_json:
+        emit_json(
+            {
+                "report": as_dict(stored.report),
+                "location": stored.location,
+                "signature_problem": stored.signature_problem,
+            }
+        )
+    elif markdown:
+        typer.echo(report_markdown(stored.report), nl=False)
+    else:
+        console().print(report_view(stored))
+
+
+# ---- the commands -------------------------------------------------------------------------------
+
+PlanOption = Annotated[
+    Path, typer.Option("--plan", help="The production plan file (.toml); it names its drill estate.")
+]
+TaskQueueOption = Annotated[
+    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
+]
+
+
+@app.command()
+def schedule(
+    *,
+    plan_path: PlanOption,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--calendar",
+            help="'first|second|third|fourth <weekday> HH:MM UTC' (default: the plan's [drill] calendar), "
+            "'daily HH:MM UTC', or a 5-field cron string (UTC).",
+        ),
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete the plan's drill schedule.")] = False,
+    task_queue: TaskQueueOption = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the plan's recurring DR drill (schedule drill-PLAN, overlap skip)."""
+    plan = load_or_exit(plan_path)
+    if delete and calendar is not None:
+        fail("--delete cannot be combined with --calendar", EXIT_INVALID)
+    problem = drill_problem(plan)
+    if problem is not None and not delete:
+        fail(problem, EXIT_INVALID)
+    phrase = calendar or (plan.drill.calendar if plan.drill else "")
+    spec: ScheduleSpec | None = None
+    if not delete:
+        try:
+            spec = parse_calendar(phrase)
+        except ScheduleSpecError as exc:
+            fail(f"--calendar: {exc}", EXIT_INVALID)
+    settings = _settings(address, namespace, task_queue)
+    schedule_id = drill_schedule_id(plan.name)
+
+    async def body() -> int:
+        client = await connect(settings)
+        if delete:
+            await delete_drill_schedule(client, plan.name)
+            if as_json:
+                emit_json({"schedule_id": schedule_id, "deleted": True})
+            else:
+                typer.echo(f"deleted schedule {schedule_id}")
+            return 0
+        try:
+            outcome = await upsert_drill_schedule(client, plan, settings.task_queue, calendar=phrase, spec=spec)
+            upcoming = await next_drills(client, plan.name)
+        except RPCError as exc:
+            raise DrillCommandError(_rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
+        if as_json:
+            emit_json(
+                {
+                    "schedule_id": schedule_id,
+                    "created": outcome.created,
+                    "calendar": phrase,
+                    "next_runs": upcoming,
+                    "task_queue": settings.task_queue,
+                }
+            )
+            return 0
+        assert plan.drill is not None
+        verb = "created" if outcome.created else "updated"
+        typer.echo(f"{verb} schedule {schedule_id}: {phrase}, drill estate {plan.drill.estate} (overlap: skip)")
+        typer.echo(f"  next runs: {', '.join(upcoming) or 'none'}")
+        for blackout in plan.drill.blackouts:
+            typer.echo(f"  blackout:  {blackout.start} to {blackout.end} ({blackout.reason}): drills are skipped")
+        typer.echo(f"  runs are:  {scheduled_workflow_id(plan.name)}-<time> on task queue {settings.task_queue}")
+        return 0
+
+    run_command(body)
+
+
+@app.command()
+def run(
+    *,
+    plan_path: PlanOption,
+    wait: Annotated[bool, typer.Option("--wait", help="Watch the drill until its report is ready.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why this drill runs now (kept in the report).")] = "",
+    sample_tenants: Annotated[
+        int | None, typer.Option("--sample-tenants", min=1, help="Tenants to restore (default: the plan's).")
+    ] = None,
+    soak_seconds: Annotated[
+        int | None,
+        typer.Option("--failback-soak-seconds", min=1, help="Soak per failback step (default: the drill estate's)."),
+    ] = None,
+    requested_by: Annotated[str | None, typer.Option("--requested-by", help="Who asks (default: $USER).")] = None,
+    task_queue: TaskQueueOption = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a DR drill of the plan's drill estate now (an unscheduled drill; blackouts still apply)."""
+    plan = load_or_exit(plan_path)
+    problem = drill_problem(plan)
+    if problem is not None:
+        fail(problem, EXIT_INVALID)
+    settings = _settings(address, namespace, task_queue)
+    started: list[str] = []
+
+    async def body() -> int:
+        client = await connect(settings)
+        overrides: dict[str, Any] = {}
+        if sample_tenants is not None:
+            overrides["sample_tenants"] = sample_tenants
+        if soak_seconds is not None:
+            overrides["failback_soak_seconds"] = soak_seconds
+        handle = await start_drill(client, settings, plan, requested_by=requested_by, reason=reason, **overrides)
+        started.append(handle.id)
+        url = ui_url(settings, handle.id)
+        if as_json:
+            typer.echo(json.dumps({"event": "started", "workflow_id": handle.id, "url": url, "plan": plan.name}))
+        else:
+            typer.echo(f"started DR drill of plan {plan.name}")
+            typer.echo(f"  workflow: {handle.id}")
+            typer.echo(f"  UI:       {url}")
+            if not wait:
+                typer.echo(f"  report:   drctl drill report {handle.id} --plan {plan_path}")
+        if not wait:
+            return 0
+        if as_json or not sys.stdout.isatty():
+            report = await wait_for_report(handle, lambda _: None)
+        else:
+            with Live(console=console(), refresh_per_second=4, transient=True) as live:
+                report = await wait_for_report(
+                    handle, lambda s: live.update(Group(header(f"DR drill: {s.phase}"), steps_table(s.steps)))
+                )
+        where = f"{plan.backup.backup_container}/{report.report_blob}" if report.report_blob else "not stored"
+        _print(StoredReport(report, where, "not checked here: `drctl drill report` verifies it"), as_json, False)
+        return exit_code(report)
+
+    try:
+        run_command(body)
+    except KeyboardInterrupt:
+        wid = started[0] if started else None
+        hint = f"stopped watching; the drill continues. Its report: drctl drill report {wid} --plan {plan_path}"
+        typer.echo(hint if wid else "interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@app.command()
+def report(
+    workflow_id: Annotated[str | None, typer.Argument(help="The drill's workflow id (default: the newest).")] = None,
+    *,
+    plan_path: Annotated[
+        Path | None, typer.Option("--plan", help="The plan file: read its stored reports from Blob Storage.")
+    ] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the report as Markdown.")] = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a drill's report: from the plan's backup container when Blob Storage is configured,
+    otherwise from the drill workflow's result."""
+    if as_json and markdown:
+        fail("choose one of --json and --markdown", EXIT_INVALID)
+    plan = load_or_exit(plan_path) if plan_path is not None else None
+    if plan is None and workflow_id is None:
+        fail("give a drill's workflow id, or --plan to show the plan's newest drill report", EXIT_INVALID)
+    connection = AzureConnection.from_env()
+
+    async def body() -> int:
+        found: StoredReport | None = None
+        if plan is not None and blob_configured(plan, connection):
+            found = await read_stored_report(plan, connection, workflow_id)
+        if found is None:
+            client = await connect(_settings(address, namespace))
+            wid = workflow_id
+            if wid is None:
+                assert plan is not None
+                wid = await latest_drill_id(client, plan.name)
+                if wid is None:
+                    raise DrillCommandError(f"no drill of plan {plan.name} has finished yet")
+            found = await workflow_report(client, wid)
+        _print(found, as_json, markdown)
+        return exit_code(found.report)
+
+    run_command(body)
