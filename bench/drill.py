@@ -2,7 +2,7 @@
 
 Runs a Temporal dev server (in memory), Azurite (Blob Storage), the estate emulator in-process on
 its own thread serving the local estate and its drill estate, and a worker in-process (what
-dr-worker registers, plus the drill workflow and activities). With the emulator latencies of
+dr-worker registers). With the emulator latencies of
 ``failover_rto.py`` it runs ``--runs`` drills of plan local (a fresh emulator and worker each) and
 compares the wall time from ``start_workflow`` to the report with the phases' critical paths:
 

@@ -2,12 +2,13 @@
 server with its UI, estate emulator, Azurite, worker) with a fresh estate, takes eastus down, fails
 over to westus while showing the step table, brings eastus back and fails back gradually, printing
 each step's SLO readings; then backs up one tenant, damages its data and restores it in production
-mode with two signed approvals, verifies the evidence pack, and prints where to look in the
-Temporal UI."""
+mode with two signed approvals and verifies the evidence pack; ends with a DR drill of the drill
+estate and its report, and prints where to look in the Temporal UI."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import ssl
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,7 @@ from activities.evidence import verify_pack
 from activities.integrity import load_private_key, public_key_b64, trusted_keys
 from domain.messages.restore import MODE_PRODUCTION, OUTCOME_PROMOTED
 from domain.plan import DrPlan
-from starters import backup_cmd, failback_cmd, failover_cmd, restore_cmd
+from starters import backup_cmd, drill_cmd, failback_cmd, failover_cmd, restore_cmd
 from starters.dev_cmd import DEFAULT_STATE_DIR, load_config, save_config
 from starters.output import fail
 from starters.plan_cmd import load_or_exit
@@ -34,6 +35,7 @@ DEMO_REASON = "demo: eastus declared down by the incident commander"
 DEMO_STEPS = (10, 25, 50, 75, 100)
 DEMO_SOAK_SECONDS = 10
 DEMO_INTERVAL_SECONDS = 5
+DEMO_DRILL_STEPS = (50, 100)  # the drill's failback: two steps, same soak and interval as above
 DEMO_APPROVERS = ("bob", "carol")  # plans/demo-keys holds their keys; the requester is not an approver
 DEMO_REQUESTER = "incident-commander"
 
@@ -99,6 +101,9 @@ async def _run_demo(config: StackConfig, plan: DrPlan, as_json: bool) -> int:
     if code != 0:
         return code
     code = await _demo_restore(client, settings, config, plan, as_json)
+    if code != 0:
+        return code
+    code = await _demo_drill(client, settings, config, plan, as_json)
     say(f"Temporal UI: {config.ui_url} (filter with: DrPlan = '{plan.name}')")
     say("the stack keeps running for you to explore; stop it with `drctl dev down`")
     return code
@@ -184,13 +189,46 @@ async def _demo_restore(
     return 0
 
 
+async def _demo_drill(
+    client: Client, settings: TemporalSettings, config: StackConfig, plan: DrPlan, as_json: bool
+) -> int:
+    """A DR drill of the plan's drill estate, as the monthly schedule runs it, and its stored report."""
+    estate = plan.drill.estate if plan.drill else "?"
+    say(
+        f"DR drill of {plan.name} on its drill estate {estate}: failover, SLO check, a sampled tenant's backup, "
+        "sandbox restore and integrity checks, failback, report"
+    )
+    handle = await drill_cmd.start_drill(
+        client,
+        settings,
+        plan,
+        requested_by="drctl demo",
+        reason="demo",
+        failback_steps=list(DEMO_DRILL_STEPS),
+        failback_soak_seconds=DEMO_SOAK_SECONDS,
+        failback_interval_seconds=DEMO_INTERVAL_SECONDS,
+    )
+    say(f"workflow {handle.id}: {failover_cmd.ui_url(settings, handle.id, config.ui_url)}")
+    report = await drill_cmd.wait_for_report(
+        handle, lambda status: None if as_json else say(f"drill phase: {status.phase}"), interval=5
+    )
+    # The report is signed by the local worker's key, which the stack keeps in its state folder.
+    os.environ["DR_SIGNING_KEY"] = str(config.signing_key)
+    stored = await drill_cmd.read_stored_report(
+        plan, AzureConnection().with_azurite(config.blob_endpoint), workflow_id=handle.id
+    )
+    drill_cmd.print_report(stored or drill_cmd.StoredReport(report, f"workflow {handle.id}", "not stored"), as_json)
+    say(f"the report again at any time: drctl drill report {handle.id} --plan {plan.source}")
+    return drill_cmd.exit_code(report)
+
+
 def demo(
     *,
     state_dir: Annotated[Path, typer.Option("--state-dir", envvar="DR_STATE_DIR")] = DEFAULT_STATE_DIR,
     json_output: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live table.")] = False,
 ) -> None:
     """Run the local DR demo: fresh estate, eastus down, failover to westus (RTO, RPO), gradual failback,
-    then a tenant's production restore with two signed approvals."""
+    then a tenant's production restore with two signed approvals, and a DR drill with its report."""
     config = load_config(state_dir)
     plan = load_or_exit(config.plans[0])
     stack = Stack(config)

@@ -437,7 +437,8 @@ def exit_code(report: DrillReport) -> int:
     return EXIT_FAILED if report.status == STATUS_FAILED else 0
 
 
-def _print(stored: StoredReport, as_json: bool, markdown: bool) -> None:
+def print_report(stored: StoredReport, as_json: bool, markdown: bool = False) -> None:
+    """A drill report as JSON, Markdown or the terminal view."""
     if as_json:
         emit_json(
             {
@@ -589,7 +590,7 @@ def run(
                     handle, lambda s: live.update(Group(header(f"DR drill: {s.phase}"), steps_table(s.steps)))
                 )
         where = f"{plan.backup.backup_container}/{report.report_blob}" if report.report_blob else "not stored"
-        _print(StoredReport(report, where, "not checked here: `drctl drill report` verifies it"), as_json, False)
+        print_report(StoredReport(report, where, "not checked here: `drctl drill report` verifies it"), as_json, False)
         return exit_code(report)
 
     try:
@@ -635,7 +636,7 @@ def report(
                 if wid is None:
                     raise DrillCommandError(f"no drill of plan {plan.name} has finished yet")
             found = await workflow_report(client, wid)
-        _print(found, as_json, markdown)
+        print_report(found, as_json, markdown)
         return exit_code(found.report)
 
     run_command(body)
