@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -289,6 +290,12 @@ class AzureClients:
             await self._session.close()
             self._session = None
         await self.credential.close()
+
+
+def public_url(url: str) -> str:
+    """``url`` without its query string: a blob client's URL carries the SAS token it was built with,
+    which must not reach results, histories, catalogs or evidence."""
+    return urlsplit(url)._replace(query="", fragment="").geturl()
 
 
 NON_RETRYABLE_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 412, 422})

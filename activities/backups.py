@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, heartbeat, invalid_input
+from activities.azure import AzureClients, Estates, azure_call, heartbeat, invalid_input, public_url
 from activities.catalog import BackupCatalog
 from activities.integrity import (
     INTEGRITY_ERROR_TYPE,
@@ -397,7 +397,7 @@ class BackupActivities:
             package = Package(
                 name=request.segment,
                 blob=target.blob_name,
-                uri=target.url,
+                uri=public_url(target.url),
                 sha256=recorded_sha,
                 bytes=int(existing.size or 0),
                 records=int(recorded_records),
@@ -428,7 +428,7 @@ class BackupActivities:
         package = Package(
             name=request.segment,
             blob=target.blob_name,
-            uri=target.url,
+            uri=public_url(target.url),
             sha256=copied.sha256,
             bytes=copied.bytes,
             records=copied.records or 0,
@@ -477,7 +477,7 @@ class BackupActivities:
             plan=request.plan,
             recovery_point_id=request.recovery_point_id,
             manifest_blob=manifest_client.blob_name,
-            manifest_uri=manifest_client.url,
+            manifest_uri=public_url(manifest_client.url),
             signature_blob=signature_client.blob_name,
             manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
             merkle_root=manifest.merkle_root,

@@ -322,6 +322,15 @@ class CosmosActivities:
             existing = await self._find(clients, name)
             if existing is None:
                 break
+            created = existing.properties.create_mode if existing.properties else None
+            mode = str(getattr(created, "value", created) or "Default")  # the SDK's enum, or its text
+            if mode.lower() != "restore":
+                raise ApplicationError(
+                    f"refusing to delete Cosmos DB account {name!r}: it was not created by a restore "
+                    f"(createMode {mode}), so it is not a restored copy",
+                    type="AccountProtected",
+                    non_retryable=True,
+                )
             state = existing.properties.provisioning_state if existing.properties else None
             if state == DELETING:
                 activity.logger.info("%s is already being deleted; waiting for it to go", resource)

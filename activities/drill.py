@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call
+from activities.azure import AzureClients, Estates, azure_call, public_url
 from activities.evidence import verify_pack
 from activities.integrity import canonical_json, check_signature, key_id_of, public_key_b64, sign, trusted_keys
 from domain.messages.drill import (
@@ -233,7 +233,7 @@ class DrillActivities:
                 content_settings=ContentSettings(content_type="text/markdown; charset=utf-8"),
             )
         async with azure_call(f"drill reports under '{REPORT_PREFIX}' in {where}", "read"):
-            reports = await self._recent_reports(container)
+            reports = await self._recent_reports(container, self._trusted(clients.plan))
         rate, counted = pass_rate(reports)
         if rate is not None and activity.in_activity():
             activity.metric_meter().create_gauge_float(
@@ -244,14 +244,15 @@ class DrillActivities:
             container=container.container_name,
             json_blob=json_name,
             markdown_blob=markdown_name,
-            uri=container.get_blob_client(json_name).url,
+            uri=public_url(container.get_blob_client(json_name).url),
             key_id=self.key_id,
             pass_rate=rate,
             counted=counted,
         )
 
-    async def _recent_reports(self, container: ContainerClient) -> list[DrillReport]:
-        """The newest stored reports (by storage time), unreadable ones left out."""
+    async def _recent_reports(self, container: ContainerClient, trusted: Mapping[str, str]) -> list[DrillReport]:
+        """The newest stored reports (by storage time); unreadable ones, and ones not signed by a trusted
+        key, are left out, so that nobody able to write a blob can raise the pass rate."""
         found = [
             (blob.last_modified, blob.name)
             async for blob in container.list_blobs(name_starts_with=REPORT_PREFIX)
@@ -264,5 +265,7 @@ class DrillActivities:
             except ResourceNotFoundError:
                 continue
             with contextlib.suppress(DrillReportError):
-                reports.append(read_report(data, {})[0])
+                report, problem = read_report(data, trusted)
+                if problem is None:
+                    reports.append(report)
         return reports

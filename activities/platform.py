@@ -156,6 +156,29 @@ async def tenants_reading_from(clients: AzureClients, database: str) -> tuple[in
     return int(page["totalCount"]), tuple(str(t["id"]) for t in page["value"])
 
 
+async def tenant_projection_database(
+    clients: AzureClients, tenant_id: str, gateway_region: str | None = None
+) -> tuple[str, str]:
+    """(the gateway that answered, the database the tenant registry serves ``tenant_id``'s projections from)."""
+    gateway, page = await ops_call_any(
+        clients,
+        gateways_for(clients, gateway_region),
+        "GET",
+        "/tenants",
+        resource=f"projection database of tenant {tenant_id}",
+        action="read",
+        params={"ids": tenant_id, "limit": "1"},
+    )
+    found = [r for r in map(_record, page["value"]) if r.id == tenant_id]
+    if not found:
+        raise ApplicationError(
+            f"tenant {tenant_id!r} is not in the tenant registry of plan {clients.plan.name!r}",
+            type="TenantNotFound",
+            non_retryable=True,
+        )
+    return gateway, found[0].projection_database
+
+
 def _check_store(clients: AzureClients, store: str) -> None:
     """``sql:<failover group of the plan>``, ``cosmos`` or ``cosmos:<the plan's account>``."""
     plan = clients.plan
@@ -373,25 +396,9 @@ class PlatformActivities:
             raise invalid_input("database must be a SQL database name")
         if not request.reason.strip():
             raise invalid_input("reason is required: the registry records why every change was made")
-        gateways = gateways_for(clients, request.gateway_region)
         resource = f"projection database of tenant {request.tenant_id}"
-        gateway, page = await ops_call_any(
-            clients,
-            gateways,
-            "GET",
-            "/tenants",
-            resource=resource,
-            action="read",
-            params={"ids": request.tenant_id, "limit": "1"},
-        )
-        found = [r for r in map(_record, page["value"]) if r.id == request.tenant_id]
-        if not found:
-            raise ApplicationError(
-                f"tenant {request.tenant_id!r} is not in the tenant registry of plan {request.plan!r}",
-                type="TenantNotFound",
-                non_retryable=True,
-            )
-        current = found[0].projection_database
+        gateways = gateways_for(clients, request.gateway_region)
+        gateway, current = await tenant_projection_database(clients, request.tenant_id, request.gateway_region)
         if current.lower() == request.database.lower():
             activity.logger.info("tenant %s already reads its projections from %s", request.tenant_id, current)
             return SetTenantDatabaseResult(request.plan, request.tenant_id, current, current, changed=False)

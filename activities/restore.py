@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure import AzureClients, Estates, azure_call, heartbeat
+from activities.azure import AzureClients, Estates, azure_call, heartbeat, public_url
 from activities.evidence import EvidenceHeader, EvidenceRecorder
 from activities.integrity import key_id_of
+from activities.platform import tenant_projection_database
 from domain.messages.backups import SEGMENTS_PREFIX
 from domain.messages.restore import (
     ApproverKey,
@@ -69,6 +70,9 @@ class RestoreActivities:
                 f"tenant {request.tenant_id!r} is not in plan {plan.name!r}", type="InvalidInput", non_retryable=True
             ) from None
         group = next((g for g in plan.sql.failover_groups if PROJECTION_DATABASE in g.databases), None)
+        current = None
+        if group is not None:
+            _, current = await tenant_projection_database(self._clients(request.plan), request.tenant_id)
         return RestoreTargets(
             plan=plan.name,
             tenant_id=request.tenant_id,
@@ -79,6 +83,7 @@ class RestoreActivities:
             sql_failover_group=group.name if group else None,
             sql_database=PROJECTION_DATABASE if group else None,
             cosmos_account=plan.cosmos.account or None,
+            projection_database=current,
         )
 
     @activity.defn(name="restore.validate_quarantine")
@@ -167,7 +172,7 @@ class RestoreActivities:
             request.plan,
             container.container_name,
             name,
-            blob.url,
+            public_url(blob.url),
             entries=len(pack.entries),
             last_hash=pack.last_hash,
             key_id=key_id_of(self.signing_key),

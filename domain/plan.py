@@ -638,6 +638,14 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
                 "paste the key printed by `drctl keys generate`",
             )
             continue
+        holder = next((a.name for a in approvers if a.public_key == str(key)), None)
+        if holder is not None:
+            r.problem(
+                f"{path}public_key",
+                f"approver {aname!r} has the same key as {holder!r}: one key would count as two approvals",
+                f"run `drctl keys generate {aname or 'NAME'}` for a key of their own",
+            )
+            continue
         approvers.append(Approver(aname, str(key)))
     approvals_required = int(r.number(head, "approvals_required", "plan.", 2, minimum=1, integer=True))
     if raw.get("approvers") and approvals_required > len(approvers):

@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.converter import value_to_type
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.messages.backups import (
@@ -235,6 +236,7 @@ class DrillWorkflow:
                     drill=True,
                 ),
                 id=child_id,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 result_type=FailoverResult,
                 static_summary=f"Drill failover of {facts.estate}: {facts.estate_primary_region} → "
                 f"{facts.estate_dr_region}",
@@ -311,6 +313,7 @@ class DrillWorkflow:
         result: BackupResult = await workflow.execute_child_workflow(
             "BackupWorkflow",
             BackupInput(plan=facts.estate, tenant_ids=(tenant,)),
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             id=self._child_id(f"backup:{tenant}"),
             result_type=BackupResult,
             static_summary=f"Drill backup of tenant {tenant} ({facts.estate})",
@@ -355,6 +358,7 @@ class DrillWorkflow:
                 mode=MODE_SANDBOX,
                 reason=f"DR drill of plan {inp.plan}",
             ),
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             id=self._child_id(f"restore:{tenant}"),
             result_type=RestoreResult,
             static_summary=f"Drill sandbox restore of tenant {tenant} ({facts.estate})",
@@ -413,6 +417,7 @@ class DrillWorkflow:
                     interval_seconds=inp.failback_interval_seconds,
                 ),
                 id=child_id,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 result_type=FailbackResult,
                 static_summary=f"Drill failback of {facts.estate} to {facts.estate_primary_region}",
             )

@@ -165,6 +165,10 @@ class TenantRestoreWorkflow:
         self._check_decision(approval, APPROVE)
         if any(a.approver == approval.approver for a in self.approvals):
             raise ValueError(f"{approval.approver} has already approved this restore")
+        assert self.targets is not None  # _check_decision refused otherwise
+        keys = {a.name: a.public_key for a in self.targets.approvers}
+        if any(keys.get(a.approver) == keys[approval.approver] for a in self.approvals):
+            raise ValueError(f"{approval.approver}'s key has already approved this restore under another name")
 
     @workflow.update(name="reject")
     def reject(self, request: RejectRequest) -> ApprovalAccepted:
@@ -253,7 +257,14 @@ class TenantRestoreWorkflow:
             sealed = await self._quarantine(inp, point, restore_id)
             records = sealed.records
             self.progress.set_phase("databases")
-            await asyncio.gather(self._sql(inp, point, restore_id), self._cosmos(inp, point, restore_id))
+            # Both restores run to their end before a failure of one surfaces, so the cleanup that
+            # follows knows of every copy Azure may have created.
+            outcomes = await asyncio.gather(
+                self._sql(inp, point, restore_id), self._cosmos(inp, point, restore_id), return_exceptions=True
+            )
+            for outcome_or_error in outcomes:
+                if isinstance(outcome_or_error, BaseException):
+                    raise outcome_or_error
             self.progress.set_phase("validate")
             await self._validate(inp, point, restore_id)
             if inp.mode != MODE_PRODUCTION:
@@ -265,6 +276,9 @@ class TenantRestoreWorkflow:
                 outcome = await self._await_approvals(inp)
                 if outcome == OUTCOME_PROMOTED:
                     self.progress.set_phase("promote")
+                    # The registry swap goes first: it refuses if the tenant's mapping changed since the
+                    # restore began, and then no live data has been replaced.
+                    await self._swap_in_database(inp, restore_id)
                     result = await self._step(
                         "promote",
                         "backups.promote",
@@ -277,7 +291,6 @@ class TenantRestoreWorkflow:
                     )
                     promoted = result.promoted
                     self._record("call", {"promote": result})
-                    await self._swap_in_database(inp, restore_id)
                 else:
                     self.progress.mark("promote", SKIPPED, f"not promoted: {outcome}")
                     self.progress.mark("swap", SKIPPED, f"not promoted: {outcome}")
@@ -331,8 +344,8 @@ class TenantRestoreWorkflow:
             ("cosmos", "Cosmos DB account restore"),
             ("validate", "Validate records against the manifest"),
             ("approvals", "Wait for approvals"),
-            ("promote", "Promote into the live container"),
             ("swap", "Point the tenant at the restored database"),
+            ("promote", "Promote into the live container"),
             ("evidence", "Write the evidence pack"),
             ("cleanup", "Remove the quarantine and unpromoted restored databases"),
         ):
@@ -344,13 +357,17 @@ class TenantRestoreWorkflow:
         if inp.mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}, not {inp.mode!r}")
         if inp.verify_policy not in VERIFY_POLICIES:
-            problems.append(f"verify policy must be one of {', '.join(VERIFY_POLICIES)}, not {inp.verify_policy!r}")
+            problems.append(f"verify_policy must be one of {', '.join(VERIFY_POLICIES)}, not {inp.verify_policy!r}")
         if bool(inp.at) == bool(inp.recovery_point_id):
             problems.append("give exactly one of a point in time (--at) or a recovery point id (--recovery-point)")
         if not inp.requested_by.strip():
-            problems.append("the requester must be named")
+            problems.append("requested_by must name the requester (--as)")
         if not 0 < inp.sample_share <= 1:
-            problems.append(f"the sample share must be in (0, 1], not {inp.sample_share}")
+            problems.append(f"sample_share must be in (0, 1], not {inp.sample_share}")
+        if inp.approval_timeout_seconds <= 0:
+            problems.append(
+                f"approval_timeout_seconds must be > 0, not {inp.approval_timeout_seconds} (--approval-timeout)"
+            )
         if problems:
             raise ApplicationError("; ".join(problems), type="InvalidInput", non_retryable=True)
 
@@ -481,6 +498,9 @@ class TenantRestoreWorkflow:
             target_database=restored_database_name(targets.sql_database, inp.tenant_id, restore_id),
             point_in_time=point.created_at,
         )
+        # Recorded before the call: a copy Azure began creating is deleted by the cleanup even if
+        # this activity never reports back (deleting a database that never appeared is a no-op).
+        self.restored_database = request.target_database
         result = await self._step(
             "sql",
             "sql.restore_database_pitr",
@@ -504,6 +524,7 @@ class TenantRestoreWorkflow:
             target_account=f"{targets.cosmos_account[:30]}-r{_suffix(restore_id)}",
             point_in_time=point.created_at,
         )
+        self.restored_cosmos = request.target_account
         result = await self._step(
             "cosmos",
             "cosmos.restore_account",
@@ -553,9 +574,11 @@ class TenantRestoreWorkflow:
                 timeout=timeout,
             )
         except TimeoutError:
+            self.progress.set_phase("closing")  # no decision is accepted from here on
             self.progress.mark("approvals", FAILED, f"no decision before {self.deadline}: nothing promoted")
             self._record("note", {"approval_timeout": self.deadline})
             return OUTCOME_TIMED_OUT
+        self.progress.set_phase("closing")
         if self.rejection is not None:
             who = self.rejection.approval.approver
             self.progress.mark("approvals", FAILED, f"rejected by {who}: {self.rejection.reason}")
@@ -567,7 +590,7 @@ class TenantRestoreWorkflow:
         """Point the tenant's projections at the restored database (the shared one stays as it was)."""
         targets = self.targets
         assert targets is not None
-        if self.restored_database is None or targets.sql_database is None:
+        if self.restored_database is None or targets.projection_database is None:
             self.progress.mark("swap", SKIPPED, "no projection database was restored")
             return
         request = SetTenantDatabaseInput(
@@ -575,14 +598,14 @@ class TenantRestoreWorkflow:
             tenant_id=inp.tenant_id,
             database=self.restored_database,
             reason=f"restore {restore_id} promoted",
-            expected_current=targets.sql_database,
+            expected_current=targets.projection_database,
         )
         await self._step(
             "swap",
             "platform.set_tenant_database",
             request,
             SetTenantDatabaseResult,
-            lambda r: f"{r.tenant_id}'s projections now in {r.current} (were in {targets.sql_database})",
+            lambda r: f"{r.tenant_id}'s projections now in {r.current} (were in {targets.projection_database})",
         )
         self.database_swapped = True
         self._record("call", {"platform.set_tenant_database": request})
@@ -599,9 +622,15 @@ class TenantRestoreWorkflow:
         self.calls.append("backups.cleanup_quarantine")
         done.append(f"quarantine '{quarantine.container}' deleted" if quarantine.deleted else "no quarantine")
         if self.restored_database is not None and not self.database_swapped:
+            group = self.targets.sql_failover_group if self.targets and not self.restored_server else None
             dropped: DeleteDatabaseResult = await workflow.execute_activity(
                 "sql.delete_database",
-                DeleteDatabaseInput(inp.plan, self.restored_database, server=self.restored_server),
+                DeleteDatabaseInput(
+                    inp.plan,
+                    self.restored_database,
+                    server=self.restored_server,
+                    failover_group=group,
+                ),
                 result_type=DeleteDatabaseResult,
                 **activity_options(60, summary=f"delete {self.restored_database}"),
             )
@@ -682,17 +711,11 @@ class TenantRestoreWorkflow:
 @workflow.defn(name="UndoPromotionWorkflow")
 class UndoPromotionWorkflow:
     """Give a tenant back the live data a promoted restore replaced (the restore kept it for this), and
-    point its projections back at the shared database."""
+    point its projections back at the plan's shared database."""
 
     @workflow.run
     async def run(self, inp: UndoPromotionInput) -> UndoPromotionResult:
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan), TENANT_ID.value_set(inp.tenant_id)])
-        result: UndoPromotionResult = await workflow.execute_activity(
-            "backups.undo_promotion",
-            inp,
-            result_type=UndoPromotionResult,
-            **activity_options(30, summary=f"undo promotion of {inp.restore_id}"),
-        )
         targets: RestoreTargets = await workflow.execute_activity(
             "restore.describe",
             DescribeRestoreInput(inp.plan, inp.tenant_id),
@@ -700,7 +723,9 @@ class UndoPromotionWorkflow:
             **activity_options(5, summary="restore facts"),
         )
         if targets.sql_database is not None:
-            # A no-op when the tenant already uses the shared database (the restore swapped nothing in).
+            # First, and conditioned on the tenant still using this restore's database: if another
+            # change came since, the undo stops here with nothing changed. A no-op when the restore
+            # swapped no database in.
             await workflow.execute_activity(
                 "platform.set_tenant_database",
                 SetTenantDatabaseInput(
@@ -713,4 +738,10 @@ class UndoPromotionWorkflow:
                 result_type=SetTenantDatabaseResult,
                 **activity_options(10, summary="projections back to the shared database"),
             )
+        result: UndoPromotionResult = await workflow.execute_activity(
+            "backups.undo_promotion",
+            inp,
+            result_type=UndoPromotionResult,
+            **activity_options(30, summary=f"undo promotion of {inp.restore_id}"),
+        )
         return result

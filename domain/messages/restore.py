@@ -92,6 +92,9 @@ class RestoreTargets:
     sql_failover_group: str | None  # the group holding the projection database (None: no SQL restore)
     sql_database: str | None
     cosmos_account: str | None  # None: the plan has no Cosmos DB account to restore
+    # The database the tenant registry serves the tenant's projections from when the restore began
+    # (None: no projection database); promotion swaps from it, and only from it.
+    projection_database: str | None = None
 
 
 @dataclass(frozen=True)

@@ -639,13 +639,15 @@ class TestDetectsEachProblemOnItsOwn:
         self, small_plan: DrPlan, make_estates: Any, tmp_path: Path
     ) -> None:
         """A configured catalog no backup has written yet FAILs every tenant, and looking does not create it."""
-        missing = BackupCatalog(f"sqlite:///{tmp_path / 'never' / 'catalog.db'}")
+        path = tmp_path / "never" / "catalog.db"
+        missing = BackupCatalog(f"sqlite:///{path}")
         report = await readiness_for(make_estates(small_plan), catalog=missing).check(ReadinessInput(small_plan.name))
         check = by_key(report)[CHECK_RECOVERY_POINTS]
         assert check.status == FAIL
         assert "6 without any completed recovery point" in check.detail
         assert "no backup has run there" in check.detail
-        assert not missing.path.exists()
+        assert not path.exists()
+        assert not await missing.exists()
 
 
 class TestResourcesAsPlanned:

@@ -181,6 +181,14 @@ class TestApprovers:
         assert "not a base64 Ed25519 public key" in issue.problem
         assert "drctl keys generate" in issue.fix
 
+    def test_two_approvers_with_one_key(self) -> None:
+        """Two approver names sharing a key would let one person approve twice, so the second is refused."""
+        approvers = [{"name": "alice", "public_key": ALICE_KEY}, {"name": "mallory", "public_key": ALICE_KEY}]
+        found = issues(set_key("approvers", value=approvers), set_key("plan", "approvals_required", value=1))
+        issue = the_issue(found, "approvers[1].public_key")
+        assert "'mallory' has the same key as 'alice'" in issue.problem
+        assert "drctl keys generate mallory" in issue.fix
+
     def test_more_approvals_required_than_approvers(self) -> None:
         """Requiring more approvals than there are approvers would block every restore, so it is refused."""
         found = issues(set_key("approvers", value=[{"name": "alice", "public_key": ALICE_KEY}]))

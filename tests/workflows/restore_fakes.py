@@ -120,7 +120,9 @@ class FakeRestoreWorld:
     catalog: dict[str, RecoveryPoint] = field(default_factory=dict)
     manifests: dict[str, tuple[Manifest, Signature]] = field(default_factory=dict)
     projection_database: str = "projections"  # the tenant registry's mapping of the tenant
-    hold_validation: asyncio.Event | None = None  # set: validation waits for it (to act mid-restore)
+    hold_validation: asyncio.Event | None = None
+    hold_cleanup: asyncio.Event | None = None  # set: quarantine cleanup waits for it
+    fail_cosmos_restore: bool = False  # set: validation waits for it (to act mid-restore)
 
     def __post_init__(self) -> None:
         self.restore_data = {f"segments/2026112808-{i:04d}.jsonl.gz": segment(TENANT, i) for i in range(3)}
@@ -202,6 +204,7 @@ class FakeRestoreWorld:
                 sql_failover_group="fog-tenants",
                 sql_database="projections",
                 cosmos_account=self.cosmos_account,
+                projection_database=self.projection_database,
             )
 
         @activity.defn(name="backups.find_recovery_point")
@@ -275,6 +278,8 @@ class FakeRestoreWorld:
         @activity.defn(name="backups.cleanup_quarantine")
         async def cleanup(arg: CleanupQuarantineInput) -> CleanupQuarantineResult:
             self.calls.append(("backups.cleanup_quarantine", arg))
+            if self.hold_cleanup is not None:
+                await self.hold_cleanup.wait()
             deleted = self.quarantine.pop(arg.restore_id, None) is not None
             self.sealed.discard(arg.restore_id)
             return CleanupQuarantineResult(arg.plan, arg.restore_id, "q", deleted)
@@ -289,6 +294,8 @@ class FakeRestoreWorld:
         @activity.defn(name="cosmos.restore_account")
         async def cosmos_restore(arg: RestoreCosmosAccountInput) -> RestoreCosmosAccountResult:
             self.calls.append(("cosmos.restore_account", arg))
+            if self.fail_cosmos_restore:
+                raise ApplicationError("restore source not found", type="ResourceNotFound", non_retryable=True)
             return RestoreCosmosAccountResult(
                 arg.plan, arg.target_account, "id", "eastus", "restorable", arg.point_in_time, "Succeeded", True
             )

@@ -384,3 +384,72 @@ class TestApprovalDecisions:
             result = await handle.result()
         assert "never promoted" in message
         assert result.outcome == OUTCOME_SANDBOX
+
+
+class TestCleanupAndSafety:
+    async def test_a_failed_database_restore_still_cleans_up_the_other_copy(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """When the Cosmos restore fails, the SQL copy (and the Cosmos account Azure may have begun) are deleted."""
+        world = FakeRestoreWorld(fail_cosmos_restore=True)
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        (sql,) = world.of("sql.restore_database_pitr")
+        assert [d.database for d in world.of("sql.delete_database")] == [sql.target_database]
+        (cosmos,) = world.of("cosmos.restore_account")
+        assert [d.account for d in world.of("cosmos.delete_account")] == [cosmos.target_account]
+
+    async def test_a_changed_registry_mapping_stops_promotion_before_live_data_changes(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """If the tenant's projections moved while the restore awaited approval, promotion is refused and
+        the live data is untouched."""
+        world = FakeRestoreWorld()
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            world.projection_database = "projections-elsewhere"
+            for name in ("bob", "carol"):
+                await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys[name], name))
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        assert world.of("backups.promote") == []
+        assert world.live == before
+        assert world.projection_database == "projections-elsewhere"
+
+    async def test_decisions_after_the_approval_window_are_refused(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """Once the approval window has closed, a late approval is refused and not recorded."""
+        world = FakeRestoreWorld()
+        world.hold_cleanup = asyncio.Event()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION, approval_timeout_seconds=3600)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            late = await signed(time_env, handle, world.approver_keys["bob"], "bob", hours=100)
+            # Awaiting the result lets the test server skip time to the deadline; the cleanup then waits.
+            outcome = asyncio.create_task(handle.result())
+            await wait_phase(handle, "closing")
+            message = await refused(handle, late)
+            world.hold_cleanup.set()
+            result = await outcome
+        assert "decisions are accepted only while it awaits approval" in message
+        assert result.outcome == OUTCOME_TIMED_OUT
+        assert result.approvals == ()
+
+    async def test_one_key_under_two_names_approves_once(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """Two approver names sharing one key count as one approver."""
+        world = FakeRestoreWorld()
+        world.approver_keys["carol"] = world.approver_keys["bob"]
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys["bob"], "bob"))
+            message = await refused(handle, await signed(time_env, handle, world.approver_keys["carol"], "carol"))
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        assert "key has already approved" in message
