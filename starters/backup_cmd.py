@@ -3,7 +3,7 @@
 The async helpers (``start_backup``, ``watch_backup``, ``backup_view``, ``upsert_backup_schedule``,
 ``list_recovery_points``) take a connected client or a catalog, so tests and the dev stack call them
 directly; the typer commands only add argument checks, output and exit codes. Connection, error
-mapping and process exit are ``drctl failover``'s.
+mapping and process exit are shared (starters/temporal_cli.py).
 
 Exit codes: 0 done (every tenant with data backed up), 1 a tenant's backup
 or the command failed, 2 invalid input, 130 stopped watching (Ctrl-C).
@@ -13,32 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
 from rich.table import Table
-from temporalio.client import (
-    Client,
-    ScheduleActionExecutionStartWorkflow,
-    ScheduleActionStartWorkflow,
-    ScheduleDescription,
-    ScheduleSpec,
-    WorkflowFailureError,
-    WorkflowHandle,
-)
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.converter import value_to_type
-from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, WorkflowAlreadyStartedError
-from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
-from temporalio.service import RPCError
+from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleSpec, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.catalog import BackupCatalog
 from domain.errors import CatalogError
@@ -51,27 +36,46 @@ from domain.messages.restore import (
     backup_workflow_id,
 )
 from domain.plan import DrPlan
-from starters.failover_cmd import (
-    QUERY_ERRORS,
-    AddressOption,
-    FailoverCommandError,
-    JsonOption,
-    NamespaceOption,
-    _not_found,
-    _query_problem,
-    _rpc_message,
-    _settings,
-    _status_name,
-    connect,
-    current_user,
-    failure_message,
-    run_command,
-    ui_url,
-)
 from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail, show, table
 from starters.plan_cmd import load_or_exit
-from starters.progress_view import as_dict, facts, header, steps_table
-from starters.schedules import ScheduleOutcome, ScheduleSpecError, parse_calendar, upsert_schedule
+from starters.progress_view import facts, header, steps_table
+from starters.schedules import (
+    ScheduleOutcome,
+    apply_schedule,
+    calendar_or_exit,
+    parse_calendar,
+    print_schedule,
+    upsert_schedule,
+)
+from starters.temporal_cli import (
+    POLL_SECONDS,
+    QUERY_ERRORS,
+    AddressOption,
+    CommandError,
+    JsonOption,
+    NamespaceOption,
+    TaskQueueOption,
+    WorkflowView,
+    connect,
+    current_user,
+    describe_workflow,
+    echo_started,
+    failure_result,
+    json_line,
+    json_output,
+    not_found,
+    query_problem,
+    query_status,
+    run_command,
+    run_watching,
+    show_view,
+    start_workflow_once,
+    status_name,
+    temporal_settings,
+    ui_url,
+    wait_closed,
+    watch_and_print,
+)
 from workers.connection import TemporalSettings
 from workflows.backup import human_bytes
 from workflows.common import DR_PLAN, TENANT_ID
@@ -83,13 +87,10 @@ app = typer.Typer(
 
 WORKFLOW_TYPE = "BackupWorkflow"
 DEFAULT_CALENDAR = "hourly"
-EXIT_INTERRUPTED = 130
-POLL_SECONDS = 0.75
-QUERY_TIMEOUT = timedelta(seconds=5)
 MERKLE_PREFIX = 12
 
 
-class BackupCommandError(FailoverCommandError):
+class BackupCommandError(CommandError):
     """A request to Temporal about a backup could not be carried out; the message says why."""
 
 
@@ -154,69 +155,36 @@ async def start_backup(
     if len(chosen) == 1:
         pairs.append(SearchAttributePair(TENANT_ID, chosen[0]))
     count = f"tenant {chosen[0]}" if len(chosen) == 1 else f"{len(chosen) or 'all'} tenants"
-    try:
-        handle: WorkflowHandle[Any, BackupResult] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            inp,
-            id=wf_id,
-            task_queue=settings.task_queue,
-            result_type=BackupResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(pairs),
-            static_summary=f"Backup of plan {plan.name}: {count}",
-            static_details=start_details(inp, requested_by or current_user()),
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise BackupCommandError(f"a backup with id {wf_id} is already running") from exc
-    except RPCError as exc:
-        raise BackupCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
-    return handle
+    return await start_workflow_once(
+        client,
+        WORKFLOW_TYPE,
+        inp,
+        workflow_id=wf_id,
+        task_queue=settings.task_queue,
+        result_type=BackupResult,
+        search_attributes=pairs,
+        summary=f"Backup of plan {plan.name}: {count}",
+        details=start_details(inp, requested_by or current_user()),
+        error=BackupCommandError,
+        already_started=f"a backup with id {wf_id} is already running",
+    )
 
 
 def result_from_failure(err: BaseException) -> BackupResult | None:
     """The BackupResult a failed BackupWorkflow attaches to its ApplicationError, if any."""
-    if not isinstance(err, ApplicationError) or not err.details:
-        return None
-    detail = err.details[0]
-    if isinstance(detail, BackupResult):
-        return detail
-    if isinstance(detail, dict) and "recovery_points" in detail:
-        try:
-            converted: BackupResult = value_to_type(BackupResult, detail)
-        except (TypeError, ValueError, KeyError):
-            return None
-        return converted
-    return None
+    return failure_result(err, BackupResult, "recovery_points")
 
 
 @dataclass
-class BackupView:
-    """Everything the starter can learn about one backup workflow."""
-
-    workflow_id: str
-    execution_status: str  # Running | Completed | Failed | Terminated | Canceled | TimedOut | ...
-    status: BackupStatus | None = None
-    result: BackupResult | None = None  # when closed: its result, or the one its failure carries
-    failure: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.execution_status != "Running"
+class BackupView(WorkflowView[BackupStatus, BackupResult]):
+    """Everything the starter can learn about one backup workflow (its runs share the workflow id,
+    so a run id would say little)."""
 
     def exit_code(self) -> int:
         """0 when it completed with no tenant failed, 1 otherwise (0 while it runs)."""
         if not self.closed:
             return 0
         return 0 if self.execution_status == "Completed" and self.result is not None else EXIT_FAILED
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.workflow_id,
-            "execution_status": self.execution_status,
-            "status": as_dict(self.status),
-            "result": as_dict(self.result),
-            "failure": self.failure,
-        }
 
 
 def backup_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, BackupResult]:
@@ -225,40 +193,25 @@ def backup_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, Backu
 
 
 async def _query_status(handle: WorkflowHandle[Any, Any]) -> BackupStatus:
-    status: BackupStatus = await handle.query("status", result_type=BackupStatus, rpc_timeout=QUERY_TIMEOUT)
-    return status
+    return await query_status(handle, BackupStatus)
 
 
 async def _closed_view(handle: WorkflowHandle[Any, BackupResult]) -> BackupView:
     """Wait for the last run to close and describe how the backup ended."""
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as err:
-        cause = err.cause
-        state = {TerminatedError: "Terminated", CancelledError: "Canceled", WorkflowTimeoutError: "TimedOut"}.get(
-            type(cause), "Failed"
-        )
-        return BackupView(handle.id, state, result=result_from_failure(cause), failure=failure_message(cause))
-    return BackupView(handle.id, "Completed", result=result)
+    state, result, failure = await wait_closed(handle, result_from_failure)
+    return BackupView(handle.id, state, result=result, failure=failure)
 
 
 async def backup_view(client: Client, workflow_id: str) -> BackupView:
     """The backup's state: the "status" query while it runs, its result (or failure) once closed."""
     handle = backup_handle(client, workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise BackupCommandError(f"no workflow with id {workflow_id}") from exc
-        raise BackupCommandError(_rpc_message(exc, f"cannot describe {workflow_id}")) from exc
-    if description.workflow_type != WORKFLOW_TYPE:
-        raise BackupCommandError(f"{workflow_id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
-    if _status_name(description.status) == "Running":
+    description = await describe_workflow(handle, WORKFLOW_TYPE, BackupCommandError)
+    if status_name(description.status) == "Running":
         view = BackupView(workflow_id, "Running")
         try:
             view.status = await _query_status(handle)
         except QUERY_ERRORS as exc:
-            view.failure = _query_problem(exc)
+            view.failure = query_problem(exc)
         return view
     return await _closed_view(handle)
 
@@ -281,9 +234,9 @@ async def watch_backup(
             try:
                 view.status = last = await _query_status(handle)
             except QUERY_ERRORS as exc:
-                if _not_found(exc):
+                if not_found(exc):
                     raise BackupCommandError(f"no workflow with id {workflow_id}") from exc
-                view.failure = _query_problem(exc)
+                view.failure = query_problem(exc)
             if closing.done():
                 break
             on_update(view)
@@ -365,47 +318,23 @@ def _print_view(view: BackupView) -> None:
         )
 
 
-def _json_line(kind: str, data: dict[str, Any]) -> None:
-    typer.echo(json.dumps({"event": kind, **data}, sort_keys=True, default=str))
-
-
 async def watch_and_report(client: Client, workflow_id: str, as_json: bool) -> int:
     """``--wait``: a live table on a terminal, JSON lines otherwise; the exit code of the outcome."""
-    if as_json:
-        previous: dict[str, Any] | None = None
-
-        def emit(view: BackupView) -> None:
-            nonlocal previous
-            data = view.as_json()
-            if data != previous:
-                _json_line("status", data)
-                previous = data
-
-        final = await watch_backup(client, workflow_id, emit)
-        _json_line("outcome", {**final.as_json(), "exit_code": final.exit_code()})
-        return final.exit_code()
-    with Live(console=console(), refresh_per_second=4, transient=True) as live:
-
-        def refresh(view: BackupView) -> None:
-            if view.status is not None:
-                live.update(status_view(view.status))
-            elif view.failure:
-                live.update(view.failure)
-
-        final = await watch_backup(client, workflow_id, refresh)
-    _print_view(final)
-    return final.exit_code()
+    return await watch_and_print(
+        lambda on_update: watch_backup(client, workflow_id, on_update),
+        as_json,
+        lambda view: status_view(view.status) if view.status is not None else view.failure or None,
+        _print_view,
+    )
 
 
 def _run_watching(body: Callable[[], Coroutine[Any, Any, int]], workflow_id: Callable[[], str | None]) -> NoReturn:
     """``run_command`` where Ctrl-C only stops watching: the backup runs on in Temporal."""
-    try:
-        run_command(body)
-    except KeyboardInterrupt:
-        wid = workflow_id()
-        hint = f"stopped watching; the backup continues. Resume with: drctl backup status {wid} --wait"
-        typer.echo(hint if wid else "interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    run_watching(
+        body,
+        workflow_id,
+        lambda wid: f"stopped watching; the backup continues. Resume with: drctl backup status {wid} --wait",
+    )
 
 
 # ---- the schedule -------------------------------------------------------------------------------
@@ -441,53 +370,6 @@ async def upsert_backup_schedule(
         spec or parse_calendar(calendar),
         note=f"backups of every tenant of plan {plan}: {calendar}",
     )
-
-
-async def describe_schedule(client: Client, plan: str) -> ScheduleDescription:
-    schedule_id = backup_schedule_id(plan)
-    try:
-        return await client.get_schedule_handle(schedule_id).describe()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise BackupCommandError(
-                f"plan {plan} has no backup schedule ({schedule_id}); create it with "
-                f"`drctl backup schedule --plan <plan file>`"
-            ) from exc
-        raise BackupCommandError(_rpc_message(exc, f"cannot describe schedule {schedule_id}")) from exc
-
-
-async def set_schedule_paused(client: Client, plan: str, paused: bool, note: str) -> None:
-    await describe_schedule(client, plan)
-    handle = client.get_schedule_handle(backup_schedule_id(plan))
-    try:
-        await (handle.pause(note=note) if paused else handle.unpause(note=note))
-    except RPCError as exc:
-        raise BackupCommandError(_rpc_message(exc, f"cannot change schedule {handle.id}")) from exc
-
-
-async def delete_schedule(client: Client, plan: str) -> None:
-    await describe_schedule(client, plan)
-    handle = client.get_schedule_handle(backup_schedule_id(plan))
-    try:
-        await handle.delete()
-    except RPCError as exc:
-        raise BackupCommandError(_rpc_message(exc, f"cannot delete schedule {handle.id}")) from exc
-
-
-def schedule_facts(description: ScheduleDescription) -> dict[str, Any]:
-    """The schedule as drctl prints it: id, paused, note, next and recent runs."""
-    info = description.info
-    return {
-        "schedule_id": description.id,
-        "paused": description.schedule.state.paused,
-        "note": description.schedule.state.note,
-        "next_runs": [t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in info.next_action_times[:3]],
-        "recent_runs": [
-            a.action.workflow_id
-            for a in info.recent_actions[-3:]
-            if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
-        ],
-    }
 
 
 # ---- the catalog --------------------------------------------------------------------------------
@@ -541,14 +423,7 @@ def recovery_points_table(points: Sequence[RecoveryPoint], title: str) -> Table:
 # ---- the commands -------------------------------------------------------------------------------
 
 PlanOption = Annotated[Path, typer.Option("--plan", help="Plan file (.toml).")]
-TaskQueueOption = Annotated[
-    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-]
 DataClassOption = Annotated[str, typer.Option("--data-class", help=f"One of {', '.join(DATA_CLASSES)}.")]
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
 
 
 @app.command()
@@ -573,8 +448,8 @@ def run(
     problems = request_problems(plan, chosen, data_class)
     if problems:
         fail("; ".join(problems), EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace, task_queue)
+    json_out = json_output(as_json, wait)
     started: list[str] = []
 
     async def body() -> int:
@@ -583,12 +458,10 @@ def run(
         started.append(handle.id)
         url = ui_url(settings, handle.id)
         if json_out:
-            _json_line("started", {"workflow_id": handle.id, "url": url, "plan": plan.name, "tenants": chosen})
+            json_line("started", {"workflow_id": handle.id, "url": url, "plan": plan.name, "tenants": chosen})
         else:
             scope = ", ".join(chosen) if chosen else f"all {len(plan.tenants)} tenants"
-            typer.echo(f"started backup of plan {plan.name}: {scope}")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(f"started backup of plan {plan.name}: {scope}", handle.id, url)
             if not wait:
                 typer.echo(f"  watch:    drctl backup status {handle.id} --wait")
         if not wait:
@@ -607,19 +480,15 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show a backup's step table and totals, or its result once it ended."""
-    settings = _settings(address, namespace)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace)
+    json_out = json_output(as_json, wait)
 
     async def body() -> int:
         client = await connect(settings)
         view = await backup_view(client, workflow_id)
         if wait and not view.closed:
             return await watch_and_report(client, workflow_id, json_out)
-        if json_out:
-            emit_json(view.as_json() | {"url": ui_url(settings, workflow_id)})
-        else:
-            _print_view(view)
-            typer.echo(f"UI: {ui_url(settings, workflow_id)}")
+        show_view(view, ui_url(settings, workflow_id), json_out, _print_view)
         return view.exit_code()
 
     _run_watching(body, lambda: workflow_id)
@@ -653,44 +522,33 @@ def schedule(
     if data_class not in DATA_CLASSES:
         fail(f"--data-class {data_class!r} is not one of {', '.join(DATA_CLASSES)}", EXIT_INVALID)
     phrase = calendar if calendar is not None else DEFAULT_CALENDAR
-    try:
-        spec = parse_calendar(phrase)
-    except ScheduleSpecError as exc:
-        fail(f"--calendar: {exc}", EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
+    spec = calendar_or_exit(phrase)
+    settings = temporal_settings(address, namespace, task_queue)
     schedule_id = backup_schedule_id(plan.name)
 
     async def body() -> int:
         client = await connect(settings)
-        if delete:
-            await delete_schedule(client, plan.name)
-            if as_json:
-                emit_json({"schedule_id": schedule_id, "deleted": True})
-            else:
-                typer.echo(f"deleted schedule {schedule_id}")
-            return 0
-        outcome: ScheduleOutcome | None = None
-        if calendar is not None or paused is None:
-            try:
-                outcome = await upsert_backup_schedule(
-                    client, plan.name, settings.task_queue, calendar=phrase, spec=spec, data_class=data_class
-                )
-            except RPCError as exc:
-                raise BackupCommandError(_rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
-        if paused is not None:
-            await set_schedule_paused(client, plan.name, paused, f"{'paused' if paused else 'unpaused'} by drctl")
-        described = schedule_facts(await describe_schedule(client, plan.name))
-        if outcome is not None:
-            described |= {"created": outcome.created, "calendar": phrase, "task_queue": settings.task_queue}
-        if as_json:
-            emit_json(described)
-            return 0
-        if outcome is not None:
-            verb = "created" if outcome.created else "updated"
-            typer.echo(f"{verb} schedule {schedule_id}: {phrase}, every tenant of plan {plan.name} (overlap: skip)")
-        typer.echo(f"  paused:    {'yes' if described['paused'] else 'no'}")
-        typer.echo(f"  next runs: {', '.join(described['next_runs']) or 'none'}")
-        typer.echo(f"  runs are:  {scheduled_workflow_id(plan.name)}-<time> on task queue {settings.task_queue}")
+        change = await apply_schedule(
+            client,
+            schedule_id,
+            None
+            if calendar is None and paused is not None
+            else lambda: upsert_backup_schedule(
+                client, plan.name, settings.task_queue, calendar=phrase, spec=spec, data_class=data_class
+            ),
+            delete=delete,
+            paused=paused,
+            missing=f"plan {plan.name} has no backup schedule ({schedule_id}); create it with "
+            "`drctl backup schedule --plan <plan file>`",
+        )
+        print_schedule(
+            change,
+            as_json=as_json,
+            calendar=phrase,
+            task_queue=settings.task_queue,
+            runs=scheduled_workflow_id(plan.name),
+            summary=f"every tenant of plan {plan.name}",
+        )
         return 0
 
     run_command(body)

@@ -8,7 +8,7 @@ DR_BLOB_ENDPOINT), or from the drill workflow's result when Blob Storage is not 
 
 The async helpers take a connected client, so tests call them directly; the typer commands only add
 argument checks, output and exit codes. Connection, error mapping and process exit are
-``drctl failover``'s.
+shared (starters/temporal_cli.py).
 
 Exit codes: 0 the drill passed (or was skipped in a blackout window), 1 it failed or the command
 failed, 2 invalid input, 130 stopped watching (Ctrl-C).
@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,8 +39,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from activities.azure import AzureClients, AzureConnection
@@ -65,27 +63,40 @@ from domain.messages.drill import (
 from domain.messages.progress import Step, StepTable
 from domain.plan import DrPlan, load_plan
 from starters.evidence_cmd import plan_trusted_keys
-from starters.failover_cmd import (
-    QUERY_ERRORS,
-    AddressOption,
-    FailoverCommandError,
-    JsonOption,
-    NamespaceOption,
-    _not_found,
-    _quoted,
-    _rpc_message,
-    _settings,
-    connect,
-    current_user,
-    failure_message,
-    run_command,
-    ui_url,
-)
 from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail
 from starters.plan_cmd import load_or_exit
 from starters.progress_view import as_dict, facts, header, steps_table
-from starters.schedules import ScheduleOutcome, ScheduleSpecError, parse_calendar, upsert_schedule
+from starters.schedules import (
+    ScheduleOutcome,
+    apply_schedule,
+    calendar_or_exit,
+    parse_calendar,
+    print_schedule,
+    upsert_schedule,
+)
 from starters.seed_data import build_tenant, default_start, upload_segments
+from starters.temporal_cli import (
+    QUERY_ERRORS,
+    AddressOption,
+    CommandError,
+    JsonOption,
+    NamespaceOption,
+    TaskQueueOption,
+    connect,
+    current_user,
+    echo_started,
+    failure_message,
+    json_output,
+    not_found,
+    query_status,
+    quoted,
+    rpc_message,
+    run_command,
+    run_watching,
+    start_workflow_once,
+    temporal_settings,
+    ui_url,
+)
 from workers.connection import TemporalSettings
 from workflows.common import DR_PLAN
 
@@ -95,13 +106,11 @@ app = typer.Typer(
 )
 
 WORKFLOW_TYPE = "DrillWorkflow"
-EXIT_INTERRUPTED = 130
 POLL_SECONDS = 1.0
-QUERY_TIMEOUT = timedelta(seconds=5)
 STATUS_STYLES = {STATUS_PASSED: "bold green", STATUS_FAILED: "bold red"}
 
 
-class DrillCommandError(FailoverCommandError):
+class DrillCommandError(CommandError):
     """A request to Temporal or Blob Storage about a drill could not be carried out; the message says why."""
 
 
@@ -161,22 +170,6 @@ async def upsert_drill_schedule(
     )
 
 
-async def delete_drill_schedule(client: Client, plan: str) -> None:
-    handle = client.get_schedule_handle(drill_schedule_id(plan))
-    try:
-        await handle.delete()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise DrillCommandError(f"plan {plan} has no drill schedule ({handle.id})") from exc
-        raise DrillCommandError(_rpc_message(exc, f"cannot delete schedule {handle.id}")) from exc
-
-
-async def next_drills(client: Client, plan: str, count: int = 3) -> list[str]:
-    """When the schedule fires next (ISO 8601 UTC)."""
-    description = await client.get_schedule_handle(drill_schedule_id(plan)).describe()
-    return [t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in description.info.next_action_times[:count]]
-
-
 # ---- the drill estate in the local stack --------------------------------------------------------
 
 
@@ -217,11 +210,11 @@ async def seed_missing(plan: DrPlan, connection: AzureConnection, *, segments: i
 
 
 async def running_drills(client: Client, plan: str) -> list[str]:
-    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)} AND DrPlan = {_quoted(plan)} AND ExecutionStatus = 'Running'"
+    query = f"WorkflowType = {quoted(WORKFLOW_TYPE)} AND DrPlan = {quoted(plan)} AND ExecutionStatus = 'Running'"
     try:
         return [wf.id async for wf in client.list_workflows(query, limit=10)]
     except RPCError as exc:
-        raise DrillCommandError(_rpc_message(exc, "cannot list running drills")) from exc
+        raise DrillCommandError(rpc_message(exc, "cannot list running drills")) from exc
 
 
 async def start_drill(
@@ -250,27 +243,22 @@ async def start_drill(
         **overrides,
     )
     wf_id = workflow_id or run_workflow_id(plan.name)
-    try:
-        handle: WorkflowHandle[Any, DrillReport] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            inp,
-            id=wf_id,
-            task_queue=settings.task_queue,
-            result_type=DrillReport,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan.name)]),
-            static_summary=f"DR drill of plan {plan.name}" + (f" on {plan.drill.estate}" if plan.drill else ""),
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise DrillCommandError(f"a drill with id {wf_id} already exists") from exc
-    except RPCError as exc:
-        raise DrillCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
-    return handle
+    return await start_workflow_once(
+        client,
+        WORKFLOW_TYPE,
+        inp,
+        workflow_id=wf_id,
+        task_queue=settings.task_queue,
+        result_type=DrillReport,
+        search_attributes=[SearchAttributePair(DR_PLAN, plan.name)],
+        summary=f"DR drill of plan {plan.name}" + (f" on {plan.drill.estate}" if plan.drill else ""),
+        error=DrillCommandError,
+        already_started=f"a drill with id {wf_id} already exists",
+    )
 
 
 async def drill_status(handle: WorkflowHandle[Any, Any]) -> DrillStatus:
-    status: DrillStatus = await handle.query("status", result_type=DrillStatus, rpc_timeout=QUERY_TIMEOUT)
-    return status
+    return await query_status(handle, DrillStatus)
 
 
 async def wait_for_report(
@@ -360,12 +348,12 @@ async def read_stored_report(
 
 async def latest_drill_id(client: Client, plan: str) -> str | None:
     """The newest closed drill of ``plan`` in Temporal's visibility."""
-    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)} AND DrPlan = {_quoted(plan)} AND ExecutionStatus != 'Running'"
+    query = f"WorkflowType = {quoted(WORKFLOW_TYPE)} AND DrPlan = {quoted(plan)} AND ExecutionStatus != 'Running'"
     try:
         async for wf in client.list_workflows(query, limit=1):
             return wf.id
     except RPCError as exc:
-        raise DrillCommandError(_rpc_message(exc, "cannot list drills")) from exc
+        raise DrillCommandError(rpc_message(exc, "cannot list drills")) from exc
     return None
 
 
@@ -382,9 +370,9 @@ async def workflow_report(client: Client, workflow_id: str) -> StoredReport:
     except WorkflowFailureError as err:
         raise DrillCommandError(f"drill {workflow_id} failed: {failure_message(err.cause)}") from err
     except RPCError as exc:
-        if _not_found(exc):
+        if not_found(exc):
             raise DrillCommandError(f"no drill with id {workflow_id}") from exc
-        raise DrillCommandError(_rpc_message(exc, f"cannot read {workflow_id}")) from exc
+        raise DrillCommandError(rpc_message(exc, f"cannot read {workflow_id}")) from exc
     return StoredReport(report, f"workflow {workflow_id}", "not checked (read from the workflow, not the store)")
 
 
@@ -458,9 +446,6 @@ def print_report(stored: StoredReport, as_json: bool, markdown: bool = False) ->
 PlanOption = Annotated[
     Path, typer.Option("--plan", help="The production plan file (.toml); it names its drill estate.")
 ]
-TaskQueueOption = Annotated[
-    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-]
 
 
 @app.command()
@@ -489,47 +474,33 @@ def schedule(
     if problem is not None and not delete:
         fail(problem, EXIT_INVALID)
     phrase = calendar or (plan.drill.calendar if plan.drill else "")
-    spec: ScheduleSpec | None = None
-    if not delete:
-        try:
-            spec = parse_calendar(phrase)
-        except ScheduleSpecError as exc:
-            fail(f"--calendar: {exc}", EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
+    spec = None if delete else calendar_or_exit(phrase)
+    settings = temporal_settings(address, namespace, task_queue)
     schedule_id = drill_schedule_id(plan.name)
 
     async def body() -> int:
         client = await connect(settings)
-        if delete:
-            await delete_drill_schedule(client, plan.name)
-            if as_json:
-                emit_json({"schedule_id": schedule_id, "deleted": True})
-            else:
-                typer.echo(f"deleted schedule {schedule_id}")
-            return 0
-        try:
-            outcome = await upsert_drill_schedule(client, plan, settings.task_queue, calendar=phrase, spec=spec)
-            upcoming = await next_drills(client, plan.name)
-        except RPCError as exc:
-            raise DrillCommandError(_rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
-        if as_json:
-            emit_json(
-                {
-                    "schedule_id": schedule_id,
-                    "created": outcome.created,
-                    "calendar": phrase,
-                    "next_runs": upcoming,
-                    "task_queue": settings.task_queue,
-                }
-            )
-            return 0
-        assert plan.drill is not None
-        verb = "created" if outcome.created else "updated"
-        typer.echo(f"{verb} schedule {schedule_id}: {phrase}, drill estate {plan.drill.estate} (overlap: skip)")
-        typer.echo(f"  next runs: {', '.join(upcoming) or 'none'}")
-        for blackout in plan.drill.blackouts:
-            typer.echo(f"  blackout:  {blackout.start} to {blackout.end} ({blackout.reason}): drills are skipped")
-        typer.echo(f"  runs are:  {scheduled_workflow_id(plan.name)}-<time> on task queue {settings.task_queue}")
+        change = await apply_schedule(
+            client,
+            schedule_id,
+            lambda: upsert_drill_schedule(client, plan, settings.task_queue, calendar=phrase, spec=spec),
+            delete=delete,
+            missing=f"plan {plan.name} has no drill schedule ({schedule_id})",
+        )
+        drill = plan.drill
+        print_schedule(
+            change,
+            as_json=as_json,
+            calendar=phrase,
+            task_queue=settings.task_queue,
+            runs=scheduled_workflow_id(plan.name),
+            summary=f"drill estate {drill.estate}" if drill else "",
+            state=False,
+            notes=[
+                f"  blackout:  {b.start} to {b.end} ({b.reason}): drills are skipped"
+                for b in (drill.blackouts if drill else ())
+            ],
+        )
         return 0
 
     run_command(body)
@@ -559,7 +530,7 @@ def run(
     problem = drill_problem(plan)
     if problem is not None:
         fail(problem, EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
+    settings = temporal_settings(address, namespace, task_queue)
     started: list[str] = []
 
     async def body() -> int:
@@ -575,14 +546,12 @@ def run(
         if as_json:
             typer.echo(json.dumps({"event": "started", "workflow_id": handle.id, "url": url, "plan": plan.name}))
         else:
-            typer.echo(f"started DR drill of plan {plan.name}")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(f"started DR drill of plan {plan.name}", handle.id, url)
             if not wait:
                 typer.echo(f"  report:   drctl drill report {handle.id} --plan {plan_path}")
         if not wait:
             return 0
-        if as_json or not sys.stdout.isatty():
+        if json_output(as_json, wait):
             report = await wait_for_report(handle, lambda _: None)
         else:
             with Live(console=console(), refresh_per_second=4, transient=True) as live:
@@ -593,13 +562,11 @@ def run(
         print_report(StoredReport(report, where, "not checked here: `drctl drill report` verifies it"), as_json, False)
         return exit_code(report)
 
-    try:
-        run_command(body)
-    except KeyboardInterrupt:
-        wid = started[0] if started else None
-        hint = f"stopped watching; the drill continues. Its report: drctl drill report {wid} --plan {plan_path}"
-        typer.echo(hint if wid else "interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    run_watching(
+        body,
+        lambda: started[0] if started else None,
+        lambda wid: f"stopped watching; the drill continues. Its report: drctl drill report {wid} --plan {plan_path}",
+    )
 
 
 @app.command()
@@ -628,7 +595,7 @@ def report(
         if plan is not None and blob_configured(plan, connection):
             found = await read_stored_report(plan, connection, workflow_id)
         if found is None:
-            client = await connect(_settings(address, namespace))
+            client = await connect(temporal_settings(address, namespace))
             wid = workflow_id
             if wid is None:
                 assert plan is not None

@@ -4,7 +4,7 @@ health-gated steps, and watch, pause, resume, abort or promote the shift.
 The async helpers (``start_failback``, ``failback_view``, ``watch_failback``, ``send_command``)
 take a connected client, so tests and demos call them directly; the typer commands only add
 argument checks, output and exit codes. Connection, error mapping and process exit are
-``drctl failover``'s.
+shared (starters/temporal_cli.py).
 
 Exit codes: 0 done (or dry run), 1 the failback or the command failed (refused, aborted),
 2 invalid input, 4 the shift is paused waiting for an operator, 130 stopped watching (Ctrl-C).
@@ -14,32 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.converter import value_to_type
-from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, WorkflowAlreadyStartedError
-from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
+from temporalio.common import SearchAttributePair
 from temporalio.service import RPCError
 
 from domain.messages.failback import (
@@ -59,29 +52,42 @@ from domain.messages.failback import (
     StepReading,
 )
 from domain.plan import DrPlan, validate_failback_steps
-from starters.failover_cmd import (
+from starters.failover_cmd import running_exclusive
+from starters.output import EXIT_FAILED, EXIT_INVALID, console, fail
+from starters.plan_cmd import load_or_exit
+from starters.progress_view import OUTCOME_STYLES, facts, header, parse_time, steps_table
+from starters.temporal_cli import (
+    POLL_SECONDS,
     QUERY_ERRORS,
     UPDATE_TIMEOUT,
     AddressOption,
     ByOption,
-    FailoverCommandError,
+    CommandError,
     JsonOption,
     NamespaceOption,
-    _not_found,
-    _query_problem,
-    _rpc_message,
-    _settings,
-    _status_name,
+    TaskQueueOption,
+    WorkflowView,
     connect,
     current_user,
+    describe_workflow,
+    echo_started,
     failure_message,
+    failure_result,
+    json_line,
+    json_output,
+    query_problem,
+    query_status,
+    rpc_message,
     run_command,
-    running_exclusive,
+    run_watching,
+    show_view,
+    start_workflow_once,
+    status_name,
+    temporal_settings,
     ui_url,
+    wait_closed,
+    watch_and_print,
 )
-from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail
-from starters.plan_cmd import load_or_exit
-from starters.progress_view import OUTCOME_STYLES, as_dict, facts, header, parse_time, steps_table
 from workers.connection import TemporalSettings
 from workflows.common import DR_PLAN
 
@@ -92,15 +98,12 @@ app = typer.Typer(
 
 WORKFLOW_TYPE = "FailbackWorkflow"
 EXIT_PAUSED = 4
-EXIT_INTERRUPTED = 130
-POLL_SECONDS = 0.75
-QUERY_TIMEOUT = timedelta(seconds=5)
 # How long ``start`` waits to see the health gate and the estate check pass (or refuse).
 GATE_WAIT_SECONDS = 30.0
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-class FailbackCommandError(FailoverCommandError):
+class FailbackCommandError(CommandError):
     """A request to Temporal about a failback could not be carried out; the message says why."""
 
 
@@ -151,29 +154,14 @@ def schedule_problems(steps: list[int], soak_seconds: int, interval_seconds: int
 
 def result_from_failure(err: BaseException) -> FailbackResult | None:
     """The FailbackResult a failed FailbackWorkflow attaches to its ApplicationError, if any."""
-    if isinstance(err, ApplicationError) and err.details:
-        detail = err.details[0]
-        if isinstance(detail, dict) and "outcome" in detail and "readings" in detail:
-            with contextlib.suppress(TypeError, ValueError, KeyError):
-                converted: FailbackResult = value_to_type(FailbackResult, detail)
-                return converted
-    return None
+    return failure_result(err, FailbackResult, "outcome", "readings")
 
 
 @dataclass
-class FailbackView:
+class FailbackView(WorkflowView[FailbackStatus, FailbackResult]):
     """Everything the starter can learn about one failback workflow."""
 
-    workflow_id: str
-    execution_status: str
-    status: FailbackStatus | None = None
-    result: FailbackResult | None = None
-    failure: str | None = None
     run_id: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.execution_status != "Running"
 
     @property
     def paused(self) -> bool:
@@ -187,52 +175,27 @@ class FailbackView:
             return EXIT_FAILED
         return EXIT_PAUSED if self.paused else 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.workflow_id,
-            "run_id": self.run_id,
-            "execution_status": self.execution_status,
-            "status": as_dict(self.status),
-            "result": as_dict(self.result),
-            "failure": self.failure,
-        }
-
 
 def failback_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, FailbackResult]:
     return client.get_workflow_handle(workflow_id, result_type=FailbackResult)
 
 
 async def _query_status(handle: WorkflowHandle[Any, Any]) -> FailbackStatus:
-    status: FailbackStatus = await handle.query("status", result_type=FailbackStatus, rpc_timeout=QUERY_TIMEOUT)
-    return status
+    return await query_status(handle, FailbackStatus)
 
 
 async def _closed_view(handle: WorkflowHandle[Any, FailbackResult]) -> FailbackView:
     """Wait for the workflow to close and describe how it ended."""
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as err:
-        cause = err.cause
-        state = {TerminatedError: "Terminated", CancelledError: "Canceled", WorkflowTimeoutError: "TimedOut"}.get(
-            type(cause), "Failed"
-        )
-        return FailbackView(handle.id, state, result=result_from_failure(cause), failure=failure_message(cause))
-    return FailbackView(handle.id, "Completed", result=result)
+    state, result, failure = await wait_closed(handle, result_from_failure)
+    return FailbackView(handle.id, state, result=result, failure=failure)
 
 
 async def _described(client: Client, workflow_id: str, *, running: bool) -> tuple[WorkflowHandle[Any, Any], str]:
     """The failback's handle and execution status; refuses other workflow types (and, when
     ``running``, workflows that have closed)."""
     handle = failback_handle(client, workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise FailbackCommandError(f"no workflow with id {workflow_id}") from exc
-        raise FailbackCommandError(_rpc_message(exc, f"cannot describe {workflow_id}")) from exc
-    if description.workflow_type != WORKFLOW_TYPE:
-        raise FailbackCommandError(f"{workflow_id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
-    state = _status_name(description.status)
+    description = await describe_workflow(handle, WORKFLOW_TYPE, FailbackCommandError)
+    state = status_name(description.status)
     if running and description.status != WorkflowExecutionStatus.RUNNING:
         raise FailbackCommandError(
             f"{workflow_id} is no longer running ({state}); see `drctl failback status {workflow_id}`"
@@ -249,7 +212,7 @@ async def failback_view(client: Client, workflow_id: str) -> FailbackView:
         try:
             view.status = await _query_status(handle)
         except QUERY_ERRORS as exc:
-            view.failure = _query_problem(exc)
+            view.failure = query_problem(exc)
         return view
     view = await _closed_view(handle)
     if view.result is None:
@@ -318,24 +281,19 @@ async def start_failback(
         dry_run=dry_run,
     )
     wf_id = workflow_id or workflow_id_for(plan.name)
-    try:
-        handle: WorkflowHandle[Any, FailbackResult] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            inp,
-            id=wf_id,
-            task_queue=settings.task_queue,
-            result_type=FailbackResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan.name)]),
-            static_summary=f"Failback {plan.name}: {plan.dr_region} → {plan.primary_region}"
-            + (" (dry run)" if dry_run else ""),
-            static_details=start_details(inp, plan),
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise FailbackCommandError(f"a workflow with id {wf_id} already exists; retry in a second") from exc
-    except RPCError as exc:
-        raise FailbackCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
-    return handle
+    return await start_workflow_once(
+        client,
+        WORKFLOW_TYPE,
+        inp,
+        workflow_id=wf_id,
+        task_queue=settings.task_queue,
+        result_type=FailbackResult,
+        search_attributes=[SearchAttributePair(DR_PLAN, plan.name)],
+        summary=f"Failback {plan.name}: {plan.dr_region} → {plan.primary_region}" + (" (dry run)" if dry_run else ""),
+        details=start_details(inp, plan),
+        error=FailbackCommandError,
+        already_started=f"a workflow with id {wf_id} already exists; retry in a second",
+    )
 
 
 async def watch_failback(
@@ -358,7 +316,7 @@ async def watch_failback(
             try:
                 view.status = last = await _query_status(handle)
             except QUERY_ERRORS as exc:
-                view.failure = _query_problem(exc)
+                view.failure = query_problem(exc)
             if closing.done():
                 break
             on_update(view)
@@ -396,7 +354,7 @@ async def send_command(
             "(`drctl dev status`)"
         ) from exc
     except RPCError as exc:
-        raise FailbackCommandError(_rpc_message(exc, f"cannot {command} {workflow_id}")) from exc
+        raise FailbackCommandError(rpc_message(exc, f"cannot {command} {workflow_id}")) from exc
     return accepted
 
 
@@ -534,36 +492,14 @@ def print_view(view: FailbackView) -> None:
         out.print(line, highlight=False, markup=False)
 
 
-def _json_line(kind: str, data: dict[str, Any]) -> None:
-    typer.echo(json.dumps({"event": kind, **data}, sort_keys=True, default=str))
-
-
 async def watch_and_report(handle: WorkflowHandle[Any, FailbackResult], as_json: bool) -> int:
     """``--wait``: a live view on a terminal, JSON lines otherwise; stops when closed or paused."""
-    if as_json:
-        previous: dict[str, Any] | None = None
-
-        def emit(view: FailbackView) -> None:
-            nonlocal previous
-            data = view.as_json()
-            if data != previous:
-                _json_line("status", data)
-                previous = data
-
-        final = await watch_failback(handle, emit)
-        _json_line("outcome", {**final.as_json(), "exit_code": final.exit_code()})
-        return final.exit_code()
-    with Live(console=console(), refresh_per_second=4, transient=True) as live:
-
-        def refresh(view: FailbackView) -> None:
-            if view.status is not None:
-                live.update(status_view(view.status))
-            elif view.failure:
-                live.update(view.failure)
-
-        final = await watch_failback(handle, refresh)
-    print_view(final)
-    return final.exit_code()
+    return await watch_and_print(
+        lambda on_update: watch_failback(handle, on_update),
+        as_json,
+        lambda view: status_view(view.status) if view.status is not None else view.failure or None,
+        print_view,
+    )
 
 
 # ---- the commands -------------------------------------------------------------------------------
@@ -571,17 +507,11 @@ async def watch_and_report(handle: WorkflowHandle[Any, FailbackResult], as_json:
 
 def _run_watching(body: Callable[[], Coroutine[Any, Any, int]], workflow_id: Callable[[], str | None]) -> NoReturn:
     """Ctrl-C only stops watching: the failback runs on in Temporal."""
-    try:
-        run_command(body)
-    except KeyboardInterrupt:
-        wid = workflow_id()
-        hint = f"stopped watching; the failback continues. Resume with: drctl failback status {wid} --wait"
-        typer.echo(hint if wid else "interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
+    run_watching(
+        body,
+        workflow_id,
+        lambda wid: f"stopped watching; the failback continues. Resume with: drctl failback status {wid} --wait",
+    )
 
 
 @app.command()
@@ -605,9 +535,7 @@ def start(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every call, change nothing.")] = False,
     requested_by: Annotated[str | None, typer.Option("--requested-by", help="Who asks (default: $USER).")] = None,
-    task_queue: Annotated[
-        str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-    ] = None,
+    task_queue: TaskQueueOption = None,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     as_json: JsonOption = False,
@@ -629,8 +557,8 @@ def start(
         fail("invalid failback schedule:\n  " + "\n  ".join(problems), EXIT_INVALID)
     if not reason.strip():
         fail("--reason is empty: say why the failback is started", EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace, task_queue)
+    json_out = json_output(as_json, wait)
     started: list[str] = []
 
     async def body() -> int:
@@ -649,12 +577,12 @@ def start(
         started.append(handle.id)
         url = ui_url(settings, handle.id)
         if json_out:
-            _json_line("started", {"workflow_id": handle.id, "url": url, "plan": plan.name})
+            json_line("started", {"workflow_id": handle.id, "url": url, "plan": plan.name})
         else:
             kind = "dry-run failback" if dry_run else "failback"
-            typer.echo(f"started {kind} of plan {plan.name}: {plan.dr_region} → {plan.primary_region}")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(
+                f"started {kind} of plan {plan.name}: {plan.dr_region} → {plan.primary_region}", handle.id, url
+            )
         if wait:
             return await watch_and_report(handle, json_out)
         # Refusals (primary unhealthy, nothing to fail back) come within seconds: report them here.
@@ -663,7 +591,7 @@ def start(
         )
         if gate.closed:
             if json_out:
-                _json_line("outcome", {**gate.as_json(), "exit_code": gate.exit_code()})
+                json_line("outcome", {**gate.as_json(), "exit_code": gate.exit_code()})
             else:
                 print_view(gate)
             return gate.exit_code()
@@ -685,19 +613,15 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show a failback's phase, current weights, step table and the last SLO readings per step."""
-    settings = _settings(address, namespace)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace)
+    json_out = json_output(as_json, wait)
 
     async def body() -> int:
         client = await connect(settings)
         view = await failback_view(client, workflow_id)
         if wait and not view.closed and not view.paused:
             return await watch_and_report(failback_handle(client, workflow_id), json_out)
-        if json_out:
-            emit_json(view.as_json() | {"url": ui_url(settings, workflow_id)})
-        else:
-            print_view(view)
-            typer.echo(f"UI: {ui_url(settings, workflow_id)}")
+        show_view(view, ui_url(settings, workflow_id), json_out, print_view)
         return view.exit_code() if wait else 0
 
     _run_watching(body, lambda: workflow_id)
@@ -727,7 +651,7 @@ def pause(
     namespace: NamespaceOption = None,
 ) -> None:
     """Hold the traffic shift where it is: no further sample or step until resume, promote or abort."""
-    _command(PAUSE, workflow_id, reason, by, _settings(address, namespace))
+    _command(PAUSE, workflow_id, reason, by, temporal_settings(address, namespace))
 
 
 @app.command()
@@ -739,7 +663,7 @@ def resume(
     namespace: NamespaceOption = None,
 ) -> None:
     """Continue a paused shift: after a breach the step is retried, after a pause it goes on."""
-    _command(RESUME, workflow_id, note, by, _settings(address, namespace))
+    _command(RESUME, workflow_id, note, by, temporal_settings(address, namespace))
 
 
 @app.command()
@@ -753,7 +677,7 @@ def abort(
     """Return all traffic to the DR region and end the failback."""
     if not reason.strip():
         fail("--reason is empty: say why the failback must stop", EXIT_INVALID)
-    _command(ABORT, workflow_id, reason, by, _settings(address, namespace))
+    _command(ABORT, workflow_id, reason, by, temporal_settings(address, namespace))
 
 
 @app.command()
@@ -765,4 +689,4 @@ def promote(
     namespace: NamespaceOption = None,
 ) -> None:
     """Send 100 % to the primary region now, skipping the remaining steps' soak."""
-    _command(PROMOTE, workflow_id, reason, by, _settings(address, namespace))
+    _command(PROMOTE, workflow_id, reason, by, temporal_settings(address, namespace))

@@ -12,42 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import json
-import logging
-import os
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
 
 import typer
-from rich.live import Live
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
-    WorkflowExecution,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.converter import value_to_type
-from temporalio.exceptions import (
-    ApplicationError,
-    CancelledError,
-    FailureError,
-    TerminatedError,
-    WorkflowAlreadyStartedError,
-)
-from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.common import SearchAttributePair
+from temporalio.service import RPCError
 
 from domain.messages.failover import (
     AbortAccepted,
@@ -58,11 +38,51 @@ from domain.messages.failover import (
     PrimaryRecovered,
 )
 from domain.plan import DrPlan
-from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail, show, table
+from starters.output import EXIT_FAILED, EXIT_INVALID, console, fail
 from starters.plan_cmd import load_or_exit
-from starters.progress_view import as_dict, format_seconds, planned_calls_view, result_view, rpo_text, status_view
-from workers.connection import TemporalSettings, TemporalUnreachable
-from workflows.common import DR_PHASE, DR_PLAN
+from starters.progress_view import format_seconds, planned_calls_view, result_view, rpo_text, status_view
+from starters.temporal_cli import (
+    POLL_SECONDS,
+    QUERY_ERRORS,
+    UPDATE_TIMEOUT,
+    AddressOption,
+    ByOption,
+    CommandError,
+    JsonOption,
+    NamespaceOption,
+    TaskQueueOption,
+    WorkflowListing,
+    WorkflowView,
+    current_user,
+    describe_workflow,
+    echo_started,
+    failure_message,
+    failure_result,
+    json_line,
+    json_output,
+    not_found,
+    query_problem,
+    query_status,
+    quoted,
+    rpc_message,
+    run_watching,
+    show_listing,
+    show_view,
+    start_workflow_once,
+    status_name,
+    temporal_settings,
+    wait_closed,
+    watch_and_print,
+)
+
+# Re-exported (explicitly, for mypy): drctl's entry point and the demo reach them through this module.
+from starters.temporal_cli import connect as connect  # noqa: PLC0414
+from starters.temporal_cli import connected_to_temporal as connected_to_temporal  # noqa: PLC0414
+from starters.temporal_cli import exit_process as exit_process  # noqa: PLC0414
+from starters.temporal_cli import run_command as run_command  # noqa: PLC0414
+from starters.temporal_cli import ui_url as ui_url  # noqa: PLC0414
+from workers.connection import TemporalSettings
+from workflows.common import DR_PLAN
 
 app = typer.Typer(
     help="Fail an estate over to its DR region, and watch, abort or list failovers.", no_args_is_help=True
@@ -71,21 +91,16 @@ app = typer.Typer(
 WORKFLOW_TYPE = "FailoverWorkflow"
 # Workflows that move an estate's traffic: only one of them may run per plan at a time.
 EXCLUSIVE_TYPES = ("FailoverWorkflow", "FailbackWorkflow")
-DEFAULT_UI = "http://127.0.0.1:8233"
 EXIT_SLO_NOT_MET = 3
-EXIT_INTERRUPTED = 130
 # Phases after which --wait stops watching: the cut-over is over (the workflow may keep running to
 # watch for the extended-outage threshold) or the workflow is about to close.
 SETTLED_PHASES = ("watching", "completed")
-POLL_SECONDS = 0.75
-QUERY_TIMEOUT = timedelta(seconds=5)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 
 
 # ---- errors the helpers raise (the commands turn them into messages and exit codes) -------------
 
 
-class FailoverCommandError(Exception):
+class FailoverCommandError(CommandError):
     """A request to Temporal about a failover could not be carried out; the message says why."""
 
 
@@ -121,12 +136,6 @@ def workflow_id_for(plan: str, now: datetime | None = None) -> str:
     return f"failover-{plan}-{moment:%Y%m%dT%H%M%S}"
 
 
-def ui_url(settings: TemporalSettings, workflow_id: str, ui_base: str | None = None) -> str:
-    """The workflow's page in the Temporal UI (base from ``DR_UI_URL``)."""
-    base = (ui_base or os.environ.get("DR_UI_URL") or DEFAULT_UI).rstrip("/")
-    return f"{base}/namespaces/{quote(settings.namespace, safe='')}/workflows/{quote(workflow_id, safe='')}"
-
-
 def region_problem(plan: DrPlan, from_region: str, to_region: str) -> tuple[str, str] | None:
     """``(option, message)`` when the regions cannot be a failover of ``plan``, else None."""
     valid = ", ".join(plan.regions)
@@ -156,75 +165,19 @@ def parse_outage_start(value: str, now: datetime | None = None) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def _quoted(value: str) -> str:
-    """A visibility-query string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _not_found(exc: BaseException) -> bool:
-    return isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND
-
-
-def _rpc_message(exc: RPCError, what: str) -> str:
-    if exc.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in exc.message.lower():
-        return (
-            f"{what}: {exc.message}. The server lacks the DR search attributes; register them with "
-            "`temporal operator search-attribute create --name DrPlan --type Keyword` (and DrPhase, TenantId), "
-            "or use `drctl dev up`"
-        )
-    return f"{what}: {exc.message}"
-
-
-def failure_message(err: BaseException) -> str:
-    """The human message of a workflow failure: the workflow's own ApplicationError message,
-    otherwise the innermost cause."""
-    seen: BaseException = err
-    while not isinstance(seen, ApplicationError) and isinstance(seen, FailureError) and seen.cause is not None:
-        seen = seen.cause
-    if isinstance(seen, FailureError):
-        return seen.message
-    return str(seen)
-
-
 def result_from_failure(err: BaseException) -> FailoverResult | None:
     """The FailoverResult a failed FailoverWorkflow attaches to its ApplicationError, if any."""
-    if isinstance(err, ApplicationError) and err.details:
-        detail = err.details[0]
-        if isinstance(detail, FailoverResult):
-            return detail
-        if isinstance(detail, dict) and "outcome" in detail and "steps" in detail:
-            try:
-                converted: FailoverResult = value_to_type(FailoverResult, detail)
-            except (TypeError, ValueError, KeyError):
-                return None
-            return converted
-    return None
+    return failure_result(err, FailoverResult, "outcome", "steps")
 
 
 # ---- what a failover looks like from outside ------------------------------------------------------
 
 
 @dataclass
-class FailoverView:
+class FailoverView(WorkflowView[FailoverStatus, FailoverResult]):
     """Everything the starter can learn about one failover workflow."""
 
-    workflow_id: str
-    execution_status: str  # Running | Completed | Failed | Terminated | Canceled | TimedOut | ...
-    status: FailoverStatus | None = None  # from the "status" query
-    result: FailoverResult | None = None  # when closed: its result, or the one a failure carries
-    failure: str | None = None  # why it failed, or why it could not be queried
     run_id: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.execution_status != "Running"
 
     @property
     def settled(self) -> bool:
@@ -246,65 +199,15 @@ class FailoverView:
             return EXIT_SLO_NOT_MET
         return 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.workflow_id,
-            "run_id": self.run_id,
-            "execution_status": self.execution_status,
-            "status": as_dict(self.status),
-            "result": as_dict(self.result),
-            "failure": self.failure,
-        }
-
-
-def _status_name(status: WorkflowExecutionStatus | None) -> str:
-    if status is None:
-        return "Unknown"
-    return {
-        WorkflowExecutionStatus.RUNNING: "Running",
-        WorkflowExecutionStatus.COMPLETED: "Completed",
-        WorkflowExecutionStatus.FAILED: "Failed",
-        WorkflowExecutionStatus.CANCELED: "Canceled",
-        WorkflowExecutionStatus.TERMINATED: "Terminated",
-        WorkflowExecutionStatus.CONTINUED_AS_NEW: "ContinuedAsNew",
-        WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
-    }.get(status, status.name.title())
-
 
 async def _closed_view(handle: WorkflowHandle[Any, FailoverResult]) -> FailoverView:
     """Wait for the workflow to close and describe how it ended."""
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as err:
-        cause = err.cause
-        if isinstance(cause, TerminatedError):
-            state = "Terminated"
-        elif isinstance(cause, CancelledError):
-            state = "Canceled"
-        elif isinstance(cause, WorkflowTimeoutError):
-            state = "TimedOut"
-        else:
-            state = "Failed"
-        return FailoverView(handle.id, state, result=result_from_failure(cause), failure=failure_message(cause))
-    return FailoverView(handle.id, "Completed", result=result)
+    state, result, failure = await wait_closed(handle, result_from_failure)
+    return FailoverView(handle.id, state, result=result, failure=failure)
 
 
 async def _query_status(handle: WorkflowHandle[Any, Any]) -> FailoverStatus:
-    status: FailoverStatus = await handle.query("status", result_type=FailoverStatus, rpc_timeout=QUERY_TIMEOUT)
-    return status
-
-
-def _query_problem(exc: BaseException) -> str:
-    if isinstance(exc, RPCTimeoutOrCancelledError | asyncio.TimeoutError) or (
-        isinstance(exc, RPCError) and exc.status == RPCStatusCode.DEADLINE_EXCEEDED
-    ):
-        return "no worker answered the status query (is dr-worker running? `drctl dev status`)"
-    if isinstance(exc, WorkflowQueryFailedError):
-        return f"the status query failed: {exc.message}"
-    return f"the status query failed: {exc}"
-
-
-QUERY_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
+    return await query_status(handle, FailoverStatus)
 
 
 def failover_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, FailoverResult]:
@@ -315,23 +218,20 @@ async def failover_view(client: Client, workflow_id: str) -> FailoverView:
     """The failover's state: the "status" query while it runs; once closed, its result (or the
     result its failure carries), and the last status when a worker can still answer the query."""
     handle = failover_handle(client, workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise WorkflowNotFound(
-                f"no workflow with id {workflow_id} (list them with `drctl failover list --all`)"
-            ) from exc
-        raise FailoverCommandError(_rpc_message(exc, f"cannot describe {workflow_id}")) from exc
-    if description.workflow_type != WORKFLOW_TYPE:
-        raise FailoverCommandError(f"{workflow_id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
-    state = _status_name(description.status)
+    description = await describe_workflow(
+        handle,
+        WORKFLOW_TYPE,
+        FailoverCommandError,
+        unknown=WorkflowNotFound,
+        list_hint=" (list them with `drctl failover list --all`)",
+    )
+    state = status_name(description.status)
     if state == "Running":
         view = FailoverView(workflow_id, state, run_id=description.run_id)
         try:
             view.status = await _query_status(handle)
         except QUERY_ERRORS as exc:
-            view.failure = _query_problem(exc)
+            view.failure = query_problem(exc)
         return view
     view = await _closed_view(handle)
     view.run_id = description.run_id
@@ -347,12 +247,12 @@ async def failover_view(client: Client, workflow_id: str) -> FailoverView:
 
 async def running_exclusive(client: Client, plan: str) -> list[tuple[str, str]]:
     """``(workflow type, id)`` of failovers and failbacks of ``plan`` that are running now."""
-    types = ", ".join(_quoted(t) for t in EXCLUSIVE_TYPES)
-    query = f"WorkflowType IN ({types}) AND DrPlan = {_quoted(plan)} AND ExecutionStatus = 'Running'"
+    types = ", ".join(quoted(t) for t in EXCLUSIVE_TYPES)
+    query = f"WorkflowType IN ({types}) AND DrPlan = {quoted(plan)} AND ExecutionStatus = 'Running'"
     try:
         return [(wf.workflow_type, wf.id) async for wf in client.list_workflows(query, limit=10)]
     except RPCError as exc:
-        raise FailoverCommandError(_rpc_message(exc, "cannot list running failovers")) from exc
+        raise FailoverCommandError(rpc_message(exc, "cannot list running failovers")) from exc
 
 
 def start_details(inp: FailoverInput) -> str:
@@ -406,23 +306,19 @@ async def start_failover(
         slo_timeout_seconds=slo_timeout_seconds,
     )
     wf_id = workflow_id or workflow_id_for(plan.name)
-    try:
-        handle: WorkflowHandle[Any, FailoverResult] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            inp,
-            id=wf_id,
-            task_queue=settings.task_queue,
-            result_type=FailoverResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(DR_PLAN, plan.name)]),
-            static_summary=f"Failover {plan.name}: {from_region} → {to_region}" + (" (dry run)" if dry_run else ""),
-            static_details=start_details(inp),
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise FailoverAlreadyRunning(plan.name, [(WORKFLOW_TYPE, wf_id)]) from exc
-    except RPCError as exc:
-        raise FailoverCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
-    return handle
+    return await start_workflow_once(
+        client,
+        WORKFLOW_TYPE,
+        inp,
+        workflow_id=wf_id,
+        task_queue=settings.task_queue,
+        result_type=FailoverResult,
+        search_attributes=[SearchAttributePair(DR_PLAN, plan.name)],
+        summary=f"Failover {plan.name}: {from_region} → {to_region}" + (" (dry run)" if dry_run else ""),
+        details=start_details(inp),
+        error=FailoverCommandError,
+        already_started=FailoverAlreadyRunning(plan.name, [(WORKFLOW_TYPE, wf_id)]),
+    )
 
 
 # ---- watch --------------------------------------------------------------------------------------
@@ -444,9 +340,9 @@ async def watch_failover(
             try:
                 view.status = last = await _query_status(handle)
             except QUERY_ERRORS as exc:
-                if _not_found(exc):
+                if not_found(exc):
                     raise WorkflowNotFound(f"no workflow with id {handle.id}") from exc
-                view.failure = _query_problem(exc)
+                view.failure = query_problem(exc)
             if closing.done():
                 break
             on_update(view)
@@ -468,17 +364,16 @@ async def watch_failover(
 
 async def _described(client: Client, workflow_id: str) -> WorkflowHandle[Any, FailoverResult]:
     handle = failover_handle(client, workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if _not_found(exc):
-            raise WorkflowNotFound(f"no workflow with id {workflow_id} (list them with `drctl failover list`)") from exc
-        raise FailoverCommandError(_rpc_message(exc, f"cannot describe {workflow_id}")) from exc
-    if description.workflow_type != WORKFLOW_TYPE:
-        raise FailoverCommandError(f"{workflow_id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
+    description = await describe_workflow(
+        handle,
+        WORKFLOW_TYPE,
+        FailoverCommandError,
+        unknown=WorkflowNotFound,
+        list_hint=" (list them with `drctl failover list`)",
+    )
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise FailoverCommandError(
-            f"{workflow_id} is no longer running ({_status_name(description.status)}); "
+            f"{workflow_id} is no longer running ({status_name(description.status)}); "
             f"see `drctl failover status {workflow_id}`"
         )
     return handle
@@ -501,7 +396,7 @@ async def abort_failover(client: Client, workflow_id: str, reason: str, by: str 
             f"no worker accepted the abort within {UPDATE_TIMEOUT.seconds}s: is dr-worker running? (`drctl dev status`)"
         ) from exc
     except RPCError as exc:
-        raise FailoverCommandError(_rpc_message(exc, f"cannot abort {workflow_id}")) from exc
+        raise FailoverCommandError(rpc_message(exc, f"cannot abort {workflow_id}")) from exc
     return accepted
 
 
@@ -511,120 +406,30 @@ async def signal_recovered(client: Client, workflow_id: str, note: str = "", by:
     try:
         await handle.signal("primary-recovered", PrimaryRecovered(by=by or current_user(), note=note))
     except RPCError as exc:
-        raise FailoverCommandError(_rpc_message(exc, f"cannot signal {workflow_id}")) from exc
+        raise FailoverCommandError(rpc_message(exc, f"cannot signal {workflow_id}")) from exc
 
 
 @dataclass(frozen=True)
-class FailoverListing:
-    workflow_id: str
-    plan: str
-    phase: str
-    status: str
-    start_time: datetime | None
-    close_time: datetime | None
-
-
-def _listing(wf: WorkflowExecution) -> FailoverListing:
-    attrs = wf.typed_search_attributes
-    return FailoverListing(
-        workflow_id=wf.id,
-        plan=attrs.get(DR_PLAN) or "",
-        phase=attrs.get(DR_PHASE) or "",
-        status=_status_name(wf.status),
-        start_time=wf.start_time,
-        close_time=wf.close_time,
-    )
+class FailoverListing(WorkflowListing):
+    """One failover as ``drctl failover list`` shows it."""
 
 
 async def list_failovers(
     client: Client, plan: str | None = None, *, include_closed: bool = False, limit: int = 50
 ) -> list[FailoverListing]:
     """Failover workflows, newest first: running ones, or all with ``include_closed``."""
-    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)}"
+    query = f"WorkflowType = {quoted(WORKFLOW_TYPE)}"
     if plan:
-        query += f" AND DrPlan = {_quoted(plan)}"
+        query += f" AND DrPlan = {quoted(plan)}"
     if not include_closed:
         query += " AND ExecutionStatus = 'Running'"
     try:
-        return [_listing(wf) async for wf in client.list_workflows(query, limit=limit)]
+        return [FailoverListing.of(wf) async for wf in client.list_workflows(query, limit=limit)]
     except RPCError as exc:
-        raise FailoverCommandError(_rpc_message(exc, "cannot list failovers")) from exc
+        raise FailoverCommandError(rpc_message(exc, "cannot list failovers")) from exc
 
 
 # ---- the commands -------------------------------------------------------------------------------
-
-AddressOption = Annotated[
-    str | None, typer.Option("--address", help="Temporal host:port.", envvar="TEMPORAL_ADDRESS", show_envvar=True)
-]
-NamespaceOption = Annotated[
-    str | None, typer.Option("--namespace", help="Temporal namespace.", envvar="TEMPORAL_NAMESPACE", show_envvar=True)
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (lines) instead of tables.")]
-ByOption = Annotated[str | None, typer.Option("--by", help="Who asks (default: $USER).")]
-
-
-def _settings(address: str | None, namespace: str | None, task_queue: str | None = None) -> TemporalSettings:
-    """Environment settings with the command's flags on top."""
-    return TemporalSettings.from_env(address=address, namespace=namespace, task_queue=task_queue)
-
-
-def run_command(body: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
-    """Run an async command body; map the helpers' errors to messages and exit codes."""
-    try:
-        code = asyncio.run(body())
-    except TemporalUnreachable as exc:
-        fail(str(exc))
-    except FailoverCommandError as exc:
-        fail(str(exc))
-    raise typer.Exit(code)
-
-
-_connected = False
-
-
-async def connect(settings: TemporalSettings) -> Client:
-    global _connected  # noqa: PLW0603 - one process-wide fact: see exit_process()
-    # Set before trying: a failed attempt starts the client's Rust threads too.
-    _connected = True
-    try:
-        client = await settings.connect()
-    except ValueError as exc:  # TLS settings incomplete
-        raise TemporalUnreachable(str(exc)) from exc
-    return client
-
-
-def connected_to_temporal() -> bool:
-    """Whether a command of this process opened a Temporal client."""
-    return _connected
-
-
-def exit_process(code: object) -> NoReturn:
-    """Exit with ``code`` (SystemExit semantics) without interpreter teardown.
-
-    The Temporal client's Rust threads can call into Python while a short-lived process
-    finalizes, which aborts it ("PyGILState_Release: thread state must be current",
-    temporalio/sdk-python#300) after the command already succeeded; flushing and leaving with
-    os._exit avoids that."""
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
-        sys.stderr.write(f"{code}\n")
-        status = 1
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    logging.shutdown()
-    os._exit(status)
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def _json_line(kind: str, data: dict[str, Any]) -> None:
-    typer.echo(json.dumps({"event": kind, **data}, sort_keys=True, default=str))
 
 
 def _outcome_lines(view: FailoverView) -> list[str]:
@@ -668,31 +473,12 @@ def _print_view(view: FailoverView) -> None:
 
 async def watch_and_report(handle: WorkflowHandle[Any, FailoverResult], as_json: bool) -> int:
     """``--wait``: a live table on a terminal, JSON lines otherwise; the exit code of the outcome."""
-    if as_json:
-        previous: dict[str, Any] | None = None
-
-        def emit(view: FailoverView) -> None:
-            nonlocal previous
-            data = view.as_json()
-            if data != previous:
-                _json_line("status", data)
-                previous = data
-
-        final = await watch_failover(handle, emit)
-        _json_line("outcome", {**final.as_json(), "exit_code": final.exit_code()})
-        return final.exit_code()
-    out = console()
-    with Live(console=out, refresh_per_second=4, transient=True) as live:
-
-        def refresh(view: FailoverView) -> None:
-            if view.status is not None:
-                live.update(status_view(view.status))
-            elif view.failure:
-                live.update(view.failure)
-
-        final = await watch_failover(handle, refresh)
-    _print_view(final)
-    return final.exit_code()
+    return await watch_and_print(
+        lambda on_update: watch_failover(handle, on_update),
+        as_json,
+        lambda view: status_view(view.status) if view.status is not None else view.failure or None,
+        _print_view,
+    )
 
 
 def _resume_hint(workflow_id: str) -> str:
@@ -703,13 +489,8 @@ def _resume_hint(workflow_id: str) -> str:
 
 
 def _run_watching(body: Callable[[], Coroutine[Any, Any, int]], workflow_id: Callable[[], str | None]) -> NoReturn:
-    """``_run`` where Ctrl-C only stops watching: the workflow runs on in Temporal."""
-    try:
-        run_command(body)
-    except KeyboardInterrupt:
-        wid = workflow_id()
-        typer.echo(_resume_hint(wid) if wid else "interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    """``run_command`` where Ctrl-C only stops watching: the workflow runs on in Temporal."""
+    run_watching(body, workflow_id, _resume_hint)
 
 
 @app.command()
@@ -738,9 +519,7 @@ def start(
         int | None, typer.Option("--slo-timeout-seconds", min=1, help="Override the plan's SLO validation timeout.")
     ] = None,
     requested_by: Annotated[str | None, typer.Option("--requested-by", help="Who asks (default: $USER).")] = None,
-    task_queue: Annotated[
-        str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-    ] = None,
+    task_queue: TaskQueueOption = None,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     as_json: JsonOption = False,
@@ -758,8 +537,8 @@ def start(
             outage = parse_outage_start(outage_started_at)
         except ValueError as exc:
             fail(f"--outage-started-at: {exc}", EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace, task_queue)
+    json_out = json_output(as_json, wait)
     started: list[str] = []
 
     async def body() -> int:
@@ -781,15 +560,13 @@ def start(
         started.append(handle.id)
         url = ui_url(settings, handle.id)
         if json_out:
-            _json_line(
+            json_line(
                 "started",
                 {"workflow_id": handle.id, "run_id": handle.first_execution_run_id, "url": url, "plan": plan.name},
             )
         else:
             kind = "dry-run failover" if dry_run else "failover"
-            typer.echo(f"started {kind} of plan {plan.name}: {from_region} → {to_region}")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(f"started {kind} of plan {plan.name}: {from_region} → {to_region}", handle.id, url)
             if not wait:
                 typer.echo(f"  watch:    drctl failover status {handle.id} --wait")
                 typer.echo(f'  abort:    drctl failover abort {handle.id} --reason "..."')
@@ -809,19 +586,15 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show a failover's step table, phase, RTO and RPO (also after it closed)."""
-    settings = _settings(address, namespace)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace)
+    json_out = json_output(as_json, wait)
 
     async def body() -> int:
         client = await connect(settings)
         view = await failover_view(client, workflow_id)
         if wait and not view.settled:
             return await watch_and_report(failover_handle(client, workflow_id), json_out)
-        if json_out:
-            emit_json(view.as_json() | {"url": ui_url(settings, workflow_id)})
-        else:
-            _print_view(view)
-            typer.echo(f"UI: {ui_url(settings, workflow_id)}")
+        show_view(view, ui_url(settings, workflow_id), json_out, _print_view)
         return view.exit_code() if wait else 0
 
     _run_watching(body, lambda: workflow_id)
@@ -838,7 +611,7 @@ def abort(
     """Stop a running failover after the steps now running; later steps are skipped."""
     if not reason.strip():
         fail("--reason is empty: say why the failover must stop", EXIT_INVALID)
-    settings = _settings(address, namespace)
+    settings = temporal_settings(address, namespace)
 
     async def body() -> int:
         client = await connect(settings)
@@ -859,7 +632,7 @@ def recovered(
     namespace: NamespaceOption = None,
 ) -> None:
     """Tell a failover the failed region is back, so tenants are not re-pinned to the DR region."""
-    settings = _settings(address, namespace)
+    settings = temporal_settings(address, namespace)
 
     async def body() -> int:
         client = await connect(settings)
@@ -881,31 +654,14 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List running failovers (or all of them with --all)."""
-    settings = _settings(address, namespace)
+    settings = temporal_settings(address, namespace)
 
     async def body() -> int:
         client = await connect(settings)
         rows = await list_failovers(client, plan, include_closed=include_closed, limit=limit)
-        if as_json:
-            emit_json([as_dict(r) for r in rows])
-            return 0
         scope = "" if include_closed else "running "
-        show(
-            table(
-                f"{len(rows)} {scope}failover(s)" + (f" of plan {plan}" if plan else ""),
-                ["id", "plan", "phase", "status", "started (UTC)"],
-                [
-                    (
-                        r.workflow_id,
-                        r.plan,
-                        r.phase,
-                        r.status,
-                        r.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if r.start_time else "",
-                    )
-                    for r in rows
-                ],
-            )
-        )
+        title = f"{len(rows)} {scope}failover(s)" + (f" of plan {plan}" if plan else "")
+        show_listing(rows, as_json=as_json, title=title)
         return 0
 
     run_command(body)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import os
 from collections import Counter
 from collections.abc import Coroutine, Mapping
@@ -50,7 +49,25 @@ from domain.messages.readiness import (
 )
 from domain.plan import DrPlan, load_plan
 from starters.output import EXIT_INVALID, console, emit_json, fail, fail_plan, show, table
-from starters.schedules import ScheduleOutcome, ScheduleSpecError, parse_calendar, upsert_schedule
+from starters.schedules import (
+    ScheduleOutcome,
+    ScheduleSpecError,
+    apply_schedule,
+    parse_calendar,
+    upsert_schedule,
+)
+from starters.temporal_cli import (
+    AddressOption,
+    CommandError,
+    NamespaceOption,
+    TaskQueueOption,
+    connect,
+    current_user,
+    failure_message,
+    rpc_message,
+    temporal_settings,
+    ui_url,
+)
 from workers.connection import TemporalSettings, TemporalUnreachable
 from workflows.common import DR_PLAN
 from workflows.readiness import schedule_id
@@ -65,18 +82,8 @@ DEFAULT_EVERY = "every 30m"
 RUN_TIMEOUT = timedelta(minutes=10)
 STATUS_STYLES = {OK: "green", WARN: "bold yellow", FAIL: "bold red"}
 
-AddressOption = Annotated[
-    str | None, typer.Option("--address", help="Temporal host:port.", envvar="TEMPORAL_ADDRESS", show_envvar=True)
-]
-NamespaceOption = Annotated[
-    str | None, typer.Option("--namespace", help="Temporal namespace.", envvar="TEMPORAL_NAMESPACE", show_envvar=True)
-]
-TaskQueueOption = Annotated[
-    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-]
 
-
-class ReadinessCommandError(Exception):
+class ReadinessCommandError(CommandError):
     """The readiness checks could not be run through Temporal; the message says why."""
 
 
@@ -127,10 +134,8 @@ async def check_through_temporal(
 ) -> tuple[str, ReadinessResult]:
     """Start a ReadinessWorkflow for ``plan`` (the workers must hold this version of it) and wait
     for its table; returns the workflow id and the result."""
-    from starters.failover_cmd import _rpc_message, failure_message  # noqa: PLC0415  (it imports this module)
-
     wf_id = workflow_id or readiness_workflow_id(plan.name)
-    inp = ReadinessWorkflowInput(plan.name, plan.digest, requested_by=requested_by or f"drctl ({_user()})")
+    inp = ReadinessWorkflowInput(plan.name, plan.digest, requested_by=requested_by or f"drctl ({current_user()})")
     try:
         handle = await client.start_workflow(
             WORKFLOW_TYPE,
@@ -145,7 +150,7 @@ async def check_through_temporal(
             static_summary=f"Readiness check of {plan.name} ({inp.requested_by})",
         )
     except RPCError as exc:
-        raise ReadinessCommandError(_rpc_message(exc, f"cannot start {wf_id}")) from exc
+        raise ReadinessCommandError(rpc_message(exc, f"cannot start {wf_id}")) from exc
     try:
         async with asyncio.timeout(run_timeout.total_seconds()):
             result: ReadinessResult = await handle.result()
@@ -157,13 +162,6 @@ async def check_through_temporal(
     except WorkflowFailureError as exc:
         raise ReadinessCommandError(f"{wf_id} failed: {failure_message(exc.cause)}") from exc
     return wf_id, result
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
 
 
 # ---- the schedule --------------------------------------------------------------------------------
@@ -235,15 +233,11 @@ def _run(body: Coroutine[Any, Any, int]) -> NoReturn:
         code = asyncio.run(body)
     except TemporalUnreachable as exc:
         fail(f"{exc} (or run the checks from here with --local)")
-    except ReadinessCommandError as exc:
+    except CommandError as exc:
         fail(str(exc))
     except ScheduleSpecError as exc:
         fail(str(exc), EXIT_INVALID)
     raise typer.Exit(code)
-
-
-def _settings(address: str | None, namespace: str | None, task_queue: str | None) -> TemporalSettings:
-    return TemporalSettings.from_env(address=address, namespace=namespace, task_queue=task_queue)
 
 
 # ---- the commands ----------------------------------------------------------------------------------
@@ -286,12 +280,10 @@ def check(
             out.print(readiness_view(result))
             out.print(_summary_line(result), highlight=False, markup=False)
             if workflow_id:
-                from starters.failover_cmd import ui_url  # noqa: PLC0415  (it imports this module)
-
                 out.print(f"workflow: {workflow_id}  {ui_url(settings, workflow_id)}", highlight=False, markup=False)
         return exit_code(result)
 
-    settings = _settings(address, namespace, task_queue)
+    settings = temporal_settings(address, namespace, task_queue)
     if local:
         try:
             catalog = local_catalog(plan)
@@ -304,8 +296,6 @@ def check(
         _run(run_here())
 
     async def run_on_workers() -> int:
-        from starters.failover_cmd import connect  # noqa: PLC0415  (it imports this module)
-
         client = await connect(settings)
         workflow_id, result = await check_through_temporal(client, settings, plan)
         return report(result, workflow_id)
@@ -333,17 +323,16 @@ def schedule_readiness_command(
         parse_calendar(calendar)
     except ScheduleSpecError as exc:
         fail(str(exc), EXIT_INVALID)
-    settings = _settings(address, namespace, task_queue)
+    settings = temporal_settings(address, namespace, task_queue)
 
     async def body() -> int:
-        from starters.failover_cmd import connect  # noqa: PLC0415  (it imports this module)
-
         client = await connect(settings)
-        outcome = await schedule_readiness(client, settings, plan.name, calendar)
-        described = await client.get_schedule_handle(outcome.schedule_id).describe()
-        upcoming = ", ".join(t.astimezone(UTC).strftime("%H:%M") for t in described.info.next_action_times[:3])
+        change = await apply_schedule(
+            client, schedule_id(plan.name), lambda: schedule_readiness(client, settings, plan.name, calendar)
+        )
+        upcoming = ", ".join(t.astimezone(UTC).strftime("%H:%M") for t in change.upcoming())
         typer.echo(
-            f"{'created' if outcome.created else 'updated'} schedule {outcome.schedule_id}: ReadinessWorkflow of "
+            f"{'created' if change.created else 'updated'} schedule {change.schedule_id}: ReadinessWorkflow of "
             f"plan {plan.name}, {calendar} (next: {upcoming} UTC) on task queue {settings.task_queue}"
         )
         typer.echo(

@@ -4,7 +4,7 @@ their signed decisions, list restores and give back the data a promotion replace
 The async helpers (``start_restore``, ``restore_view``, ``watch_restore``, ``list_restores``,
 ``decide``, ``start_undo``) take a connected client, so tests and demos call them directly; the
 typer commands only add argument checks, output and exit codes. Connection, error mapping and
-process exit are ``drctl failover``'s.
+process exit are shared (starters/temporal_cli.py).
 
 Exit codes: 0 validated, promoted or awaiting approval; 1 the restore or the command failed
 (refused, rejected, timed out); 2 invalid input; 130 stopped watching (Ctrl-C).
@@ -13,8 +13,6 @@ Exit codes: 0 validated, promoted or awaiting approval; 1 the restore or the com
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Group, RenderableType
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 from temporalio.client import (
@@ -34,12 +31,10 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.common import SearchAttributePair
+from temporalio.service import RPCError
 
 from activities.integrity import KeyMaterialError, key_id_of, load_private_key, passphrase_from_env, sign_approval
 from domain.errors import PlanError
@@ -63,23 +58,44 @@ from domain.messages.restore import (
 )
 from domain.plan import DrPlan, load_plan
 from starters.failback_cmd import parse_duration
-from starters.failover_cmd import (
+from starters.output import EXIT_FAILED, EXIT_INVALID, console, fail, fail_plan
+from starters.progress_view import as_dict, facts, format_seconds, header, steps_table
+from starters.temporal_cli import (
+    LISTING_COLUMNS,
+    POLL_SECONDS,
     QUERY_ERRORS,
+    QUERY_TIMEOUT,
     UPDATE_TIMEOUT,
     AddressOption,
-    FailoverCommandError,
+    CommandError,
     JsonOption,
     NamespaceOption,
+    TaskQueueOption,
+    WorkflowListing,
+    WorkflowView,
     connect,
     current_user,
+    describe_workflow,
+    echo_started,
     failure_message,
+    json_line,
+    json_output,
+    query_problem,
+    query_status,
+    quoted,
+    rpc_message,
     run_command,
+    run_watching,
+    show_listing,
+    show_view,
+    start_workflow_once,
+    status_name,
+    temporal_settings,
     ui_url,
+    watch_and_print,
 )
-from starters.output import EXIT_FAILED, EXIT_INVALID, console, emit_json, fail, fail_plan, show, table
-from starters.progress_view import as_dict, facts, format_seconds, header, steps_table
 from workers.connection import TemporalSettings
-from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
+from workflows.common import DR_PLAN, TENANT_ID
 from workflows.restore import AWAITING_APPROVAL
 
 app = typer.Typer(
@@ -90,9 +106,8 @@ app = typer.Typer(
 WORKFLOW_TYPE = "TenantRestoreWorkflow"
 UNDO_WORKFLOW_TYPE = "UndoPromotionWorkflow"
 SUCCESS_OUTCOMES = (OUTCOME_PROMOTED, OUTCOME_SANDBOX)
-EXIT_INTERRUPTED = 130
-POLL_SECONDS = 0.75
-QUERY_TIMEOUT = timedelta(seconds=5)
+# Restore's words for a server set up without the DR search attributes.
+MISSING_ATTRIBUTES = "The server lacks the DR search attributes DrPlan, DrPhase and TenantId (`drctl dev up` adds them)"
 # How far in the future --at may be (clock skew between the caller and the catalog).
 CLOCK_SKEW = timedelta(minutes=1)
 
@@ -104,7 +119,7 @@ OUTCOME_STYLES = {
 }
 
 
-class RestoreCommandError(FailoverCommandError):
+class RestoreCommandError(CommandError):
     """A request to Temporal about a restore could not be carried out; the message says why."""
 
 
@@ -244,20 +259,12 @@ def load_signing_key(path: Path, passphrase_env: str | None) -> Ed25519PrivateKe
 
 
 @dataclass
-class RestoreView:
-    """Everything the starter can learn about one restore workflow."""
+class RestoreView(WorkflowView[RestoreStatus, RestoreResult]):
+    """Everything the starter can learn about one restore workflow (its "status" query answers also
+    after close, while a worker replays it)."""
 
-    workflow_id: str
-    execution_status: str  # Running | Completed | Failed | Terminated | Canceled | TimedOut | ...
     request: RestoreInput | None = None  # the workflow's input, from its first history event
-    status: RestoreStatus | None = None  # the "status" query (also after close, while a worker replays it)
-    result: RestoreResult | None = None
-    failure: str | None = None
     run_id: str | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.execution_status != "Running"
 
     @property
     def awaiting_approval(self) -> bool:
@@ -283,38 +290,9 @@ class RestoreView:
             return 0 if self.result.outcome in SUCCESS_OUTCOMES else EXIT_FAILED
         return EXIT_FAILED if self.closed else 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.workflow_id,
-            "run_id": self.run_id,
-            "execution_status": self.execution_status,
-            "request": as_dict(self.request),
-            "status": as_dict(self.status),
-            "result": as_dict(self.result),
-            "failure": self.failure,
-        }
-
-
-def _state_name(status: WorkflowExecutionStatus | None) -> str:
-    """``Running``, ``Completed``, ``ContinuedAsNew``, ``TimedOut``...: the names the Temporal UI shows."""
-    return "Unknown" if status is None else "".join(part.title() for part in status.name.split("_"))
-
 
 def _rpc_text(exc: RPCError, what: str) -> str:
-    hint = ""
-    if exc.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in exc.message.lower():
-        hint = ". The server lacks the DR search attributes DrPlan, DrPhase and TenantId (`drctl dev up` adds them)"
-    return f"{what}: {exc.message}{hint}"
-
-
-def _query_text(exc: BaseException) -> str:
-    if isinstance(exc, RPCTimeoutOrCancelledError) or (
-        isinstance(exc, RPCError) and exc.status == RPCStatusCode.DEADLINE_EXCEEDED
-    ):
-        return "no worker answered the status query (is dr-worker running? `drctl dev status`)"
-    if isinstance(exc, WorkflowQueryFailedError):
-        return f"the status query failed: {exc.message}"
-    return f"the status query failed: {exc}"
+    return rpc_message(exc, what, missing_attributes=MISSING_ATTRIBUTES)
 
 
 def restore_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, RestoreResult]:
@@ -323,22 +301,18 @@ def restore_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, Rest
 
 async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription:
     """The restore's description; refuses unknown ids and other workflow types."""
-    try:
-        description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RestoreCommandError(
-                f"no workflow with id {handle.id} (list restores with `drctl restore list`)"
-            ) from exc
-        raise RestoreCommandError(_rpc_text(exc, f"cannot describe {handle.id}")) from exc
-    if description.workflow_type != WORKFLOW_TYPE:
-        raise RestoreCommandError(f"{handle.id} is a {description.workflow_type}, not a {WORKFLOW_TYPE}")
-    return description
+    return await describe_workflow(
+        handle,
+        WORKFLOW_TYPE,
+        RestoreCommandError,
+        list_hint=" (list restores with `drctl restore list`)",
+        missing_attributes=MISSING_ATTRIBUTES,
+        rpc_timeout=QUERY_TIMEOUT,
+    )
 
 
 async def _query_status(handle: WorkflowHandle[Any, Any]) -> RestoreStatus:
-    status: RestoreStatus = await handle.query("status", result_type=RestoreStatus, rpc_timeout=QUERY_TIMEOUT)
-    return status
+    return await query_status(handle, RestoreStatus)
 
 
 async def _request_of(client: Client, handle: WorkflowHandle[Any, Any]) -> RestoreInput | None:
@@ -357,7 +331,7 @@ async def restore_view(client: Client, workflow_id: str, *, request: RestoreInpu
     """The restore's state: its request, the "status" query, and once closed its result (or failure)."""
     handle = restore_handle(client, workflow_id)
     description = await _describe(handle)
-    view = RestoreView(workflow_id, _state_name(description.status), run_id=description.run_id)
+    view = RestoreView(workflow_id, status_name(description.status), run_id=description.run_id)
     view.request = request or await _request_of(client, handle)
     if view.closed:
         try:
@@ -369,7 +343,7 @@ async def restore_view(client: Client, workflow_id: str, *, request: RestoreInpu
     except QUERY_ERRORS as exc:
         # A closed run answers only while a worker can replay it; its result says enough then.
         if not view.closed:
-            view.failure = _query_text(exc)
+            view.failure = query_problem(exc)
     return view
 
 
@@ -404,25 +378,23 @@ async def start_restore(
 ) -> WorkflowHandle[Any, RestoreResult]:
     """Start TenantRestoreWorkflow for ``request`` under ``restore-{plan}-{tenant}-{UTC second}``."""
     wf_id = workflow_id or restore_id_for(request.plan, request.tenant_id, now)
-    try:
-        handle: WorkflowHandle[Any, RestoreResult] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            request,
-            id=wf_id,
-            task_queue=task_queue,
-            result_type=RestoreResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(DR_PLAN, request.plan), SearchAttributePair(TENANT_ID, request.tenant_id)]
-            ),
-            static_summary=f"Restore of tenant {request.tenant_id} ({request.plan}, {request.mode})",
-            static_details=start_details(request),
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise RestoreCommandError(f"a workflow with id {wf_id} already exists; retry in a second") from exc
-    except RPCError as exc:
-        raise RestoreCommandError(_rpc_text(exc, f"cannot start {wf_id}")) from exc
-    return handle
+    return await start_workflow_once(
+        client,
+        WORKFLOW_TYPE,
+        request,
+        workflow_id=wf_id,
+        task_queue=task_queue,
+        result_type=RestoreResult,
+        search_attributes=[
+            SearchAttributePair(DR_PLAN, request.plan),
+            SearchAttributePair(TENANT_ID, request.tenant_id),
+        ],
+        summary=f"Restore of tenant {request.tenant_id} ({request.plan}, {request.mode})",
+        details=start_details(request),
+        error=RestoreCommandError,
+        already_started=f"a workflow with id {wf_id} already exists; retry in a second",
+        missing_attributes=MISSING_ATTRIBUTES,
+    )
 
 
 async def watch_restore(
@@ -447,28 +419,19 @@ async def watch_restore(
 
 
 @dataclass(frozen=True)
-class RestoreListing:
-    workflow_id: str
-    plan: str
+class RestoreListing(WorkflowListing):
+    """One restore as ``drctl restore list`` shows it: also its tenant (the TenantId search attribute)."""
+
     tenant_id: str
-    phase: str
-    status: str
-    start_time: datetime | None
-    close_time: datetime | None
-
-
-def _quoted(value: str) -> str:
-    """A visibility-query string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def restores_query(plan: str | None = None, tenant_id: str | None = None, *, open_only: bool = False) -> str:
     """The visibility query for restores of a plan and/or tenant (search attributes DrPlan, TenantId)."""
-    query = f"WorkflowType = {_quoted(WORKFLOW_TYPE)}"
+    query = f"WorkflowType = {quoted(WORKFLOW_TYPE)}"
     if plan:
-        query += f" AND DrPlan = {_quoted(plan)}"
+        query += f" AND DrPlan = {quoted(plan)}"
     if tenant_id:
-        query += f" AND TenantId = {_quoted(tenant_id)}"
+        query += f" AND TenantId = {quoted(tenant_id)}"
     if open_only:
         query += " AND ExecutionStatus = 'Running'"
     return query
@@ -480,15 +443,7 @@ async def list_restores(
     """Restore workflows, newest first, with their phase (search attribute DrPhase)."""
     try:
         return [
-            RestoreListing(
-                workflow_id=wf.id,
-                plan=wf.typed_search_attributes.get(DR_PLAN) or "",
-                tenant_id=wf.typed_search_attributes.get(TENANT_ID) or "",
-                phase=wf.typed_search_attributes.get(DR_PHASE) or "",
-                status=_state_name(wf.status),
-                start_time=wf.start_time,
-                close_time=wf.close_time,
-            )
+            RestoreListing.of(wf, tenant_id=wf.typed_search_attributes.get(TENANT_ID) or "")
             async for wf in client.list_workflows(restores_query(plan, tenant_id, open_only=open_only), limit=limit)
         ]
     except RPCError as exc:
@@ -527,13 +482,13 @@ async def decide(
     description = await _describe(handle)
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise RestoreCommandError(
-            f"{workflow_id} is no longer running ({_state_name(description.status)}); "
+            f"{workflow_id} is no longer running ({status_name(description.status)}); "
             f"see `drctl restore status {workflow_id}`"
         )
     try:
         status = await _query_status(handle)
     except QUERY_ERRORS as exc:
-        raise RestoreCommandError(f"cannot read what you would sign: {_query_text(exc)}") from exc
+        raise RestoreCommandError(f"cannot read what you would sign: {query_problem(exc)}") from exc
     if status.phase != AWAITING_APPROVAL:
         raise RestoreCommandError(
             f"{workflow_id} is not awaiting approval (phase {status.phase}); decisions are accepted only while it "
@@ -606,23 +561,19 @@ async def start_undo(
     if plan is None or tenant is None:
         raise RestoreCommandError(f"cannot tell the plan and tenant of restore {restore_id}")
     wf_id = undo_workflow_id(restore_id)
-    try:
-        handle: WorkflowHandle[Any, UndoPromotionResult] = await client.start_workflow(
-            UNDO_WORKFLOW_TYPE,
-            UndoPromotionInput(plan, tenant, restore_id),
-            id=wf_id,
-            task_queue=task_queue,
-            result_type=UndoPromotionResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(DR_PLAN, plan), SearchAttributePair(TENANT_ID, tenant)]
-            ),
-            static_summary=f"Undo the promotion of restore {restore_id} (tenant {tenant}, {plan})",
-        )
-    except WorkflowAlreadyStartedError as exc:
-        raise RestoreCommandError(f"an undo of restore {restore_id} is already running: {wf_id}") from exc
-    except RPCError as exc:
-        raise RestoreCommandError(_rpc_text(exc, f"cannot start {wf_id}")) from exc
+    handle = await start_workflow_once(
+        client,
+        UNDO_WORKFLOW_TYPE,
+        UndoPromotionInput(plan, tenant, restore_id),
+        workflow_id=wf_id,
+        task_queue=task_queue,
+        result_type=UndoPromotionResult,
+        search_attributes=[SearchAttributePair(DR_PLAN, plan), SearchAttributePair(TENANT_ID, tenant)],
+        summary=f"Undo the promotion of restore {restore_id} (tenant {tenant}, {plan})",
+        error=RestoreCommandError,
+        already_started=f"an undo of restore {restore_id} is already running: {wf_id}",
+        missing_attributes=MISSING_ATTRIBUTES,
+    )
     return handle, view
 
 
@@ -883,9 +834,6 @@ def print_view(view: RestoreView) -> None:
 
 # ---- the commands -------------------------------------------------------------------------------
 
-TaskQueueOption = Annotated[
-    str | None, typer.Option("--task-queue", help="Task queue of the workers.", envvar="DR_TASK_QUEUE")
-]
 WorkflowIdArgument = Annotated[str, typer.Argument(help="The restore's workflow id.")]
 ApproverOption = Annotated[str, typer.Option("--as", help="Your approver name in the plan.")]
 KeyOption = Annotated[Path, typer.Option("--key", help="Your Ed25519 private key (PEM), e.g. alice.key.")]
@@ -898,53 +846,21 @@ ExpiresOption = Annotated[
 ]
 
 
-def _settings(address: str | None, namespace: str | None, task_queue: str | None = None) -> TemporalSettings:
-    return TemporalSettings.from_env(address=address, namespace=namespace, task_queue=task_queue)
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def _json_line(kind: str, data: dict[str, Any]) -> None:
-    typer.echo(json.dumps({"event": kind, **data}, sort_keys=True, default=str))
-
-
-def _run_interruptible(body: Callable[[], Coroutine[Any, Any, int]], hint: Callable[[], str]) -> NoReturn:
+def _run_watching(body: Callable[[], Coroutine[Any, Any, int]], workflow_id: Callable[[], str | None]) -> NoReturn:
     """Ctrl-C only stops watching (the workflow runs on in Temporal): say so and exit 130."""
-    try:
-        run_command(body)
-    except KeyboardInterrupt:
-        typer.echo(hint(), err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _watch_hint(workflow_id: str | None) -> str:
-    if workflow_id is None:
-        return "interrupted"
-    return f"stopped watching; the restore continues. Resume with: drctl restore status {workflow_id} --wait"
+    run_watching(
+        body,
+        workflow_id,
+        lambda wid: f"stopped watching; the restore continues. Resume with: drctl restore status {wid} --wait",
+    )
 
 
 async def watch_and_report(client: Client, workflow_id: str, as_json: bool) -> int:
     """``--wait``: a live step table on a terminal, JSON lines otherwise, until the restore closes or
     awaits approval; then the full view and what approvers must run."""
-    if as_json:
-        previous: dict[str, Any] | None = None
-
-        def emit(view: RestoreView) -> None:
-            nonlocal previous
-            data = view.as_json()
-            if data != previous:
-                _json_line("status", data)
-                previous = data
-
-        final = await watch_restore(client, workflow_id, emit)
-        _json_line("outcome", {**final.as_json(), "exit_code": final.exit_code()})
-        return final.exit_code()
-    with Live(console=console(), refresh_per_second=4, transient=True) as live:
-        final = await watch_restore(client, workflow_id, lambda v: live.update(progress_renderable(v)))
-    print_view(final)
-    return final.exit_code()
+    return await watch_and_print(
+        lambda on_update: watch_restore(client, workflow_id, on_update), as_json, progress_renderable, print_view
+    )
 
 
 def _load_key_or_exit(key: Path, passphrase_env: str | None) -> Ed25519PrivateKey:
@@ -1023,8 +939,8 @@ def start(
         fail("invalid restore request:\n  " + "\n  ".join(problems), EXIT_INVALID)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
-    settings = _settings(address, namespace, task_queue)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace, task_queue)
+    json_out = json_output(as_json, wait)
     started: list[str] = []
 
     async def body() -> int:
@@ -1033,18 +949,18 @@ def start(
         started.append(handle.id)
         url = ui_url(settings, handle.id)
         if json_out:
-            _json_line("started", {"workflow_id": handle.id, "url": url, "request": as_dict(request)})
+            json_line("started", {"workflow_id": handle.id, "url": url, "request": as_dict(request)})
         else:
-            typer.echo(f"started {request.mode} restore of tenant {request.tenant_id} (plan {request.plan})")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(
+                f"started {request.mode} restore of tenant {request.tenant_id} (plan {request.plan})", handle.id, url
+            )
             if not wait:
                 typer.echo(f"  watch:    drctl restore status {handle.id} --wait")
         if not wait:
             return 0
         return await watch_and_report(client, handle.id, json_out)
 
-    _run_interruptible(body, lambda: _watch_hint(started[0] if started else None))
+    _run_watching(body, lambda: started[0] if started else None)
 
 
 @app.command()
@@ -1056,22 +972,18 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show what approvers sign: tenant, recovery point, verification, validated records, approvals, steps."""
-    settings = _settings(address, namespace)
-    json_out = as_json or (wait and not _is_terminal())
+    settings = temporal_settings(address, namespace)
+    json_out = json_output(as_json, wait)
 
     async def body() -> int:
         client = await connect(settings)
         view = await restore_view(client, workflow_id)
         if wait and not view.closed and not view.awaiting_approval:
             return await watch_and_report(client, workflow_id, json_out)
-        if json_out:
-            emit_json(view.as_json() | {"url": ui_url(settings, workflow_id)})
-        else:
-            print_view(view)
-            typer.echo(f"UI: {ui_url(settings, workflow_id)}")
+        show_view(view, ui_url(settings, workflow_id), json_out, print_view)
         return view.exit_code() if wait else 0
 
-    _run_interruptible(body, lambda: _watch_hint(workflow_id))
+    _run_watching(body, lambda: workflow_id)
 
 
 @app.command("list")
@@ -1086,32 +998,18 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List restores (all, or only running ones with --open) with their phase."""
-    settings = _settings(address, namespace)
+    settings = temporal_settings(address, namespace)
 
     async def body() -> int:
         client = await connect(settings)
         rows = await list_restores(client, plan=plan, tenant_id=tenant, open_only=open_only, limit=limit)
-        if as_json:
-            emit_json([as_dict(r) for r in rows])
-            return 0
         scope = [f"of plan {plan}"] if plan else []
         scope += [f"of tenant {tenant}"] if tenant else []
-        show(
-            table(
-                " ".join([f"{len(rows)} {'running ' if open_only else ''}restore(s)", *scope]),
-                ["id", "tenant", "plan", "phase", "status", "started (UTC)"],
-                [
-                    (
-                        r.workflow_id,
-                        r.tenant_id,
-                        r.plan,
-                        r.phase,
-                        r.status,
-                        r.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if r.start_time else "",
-                    )
-                    for r in rows
-                ],
-            )
+        show_listing(
+            rows,
+            as_json=as_json,
+            title=" ".join([f"{len(rows)} {'running ' if open_only else ''}restore(s)", *scope]),
+            columns=(LISTING_COLUMNS[0], ("tenant", "tenant_id"), *LISTING_COLUMNS[1:]),
         )
         return 0
 
@@ -1178,7 +1076,7 @@ def approve(
         expires_in=expires_in,
         passphrase_env=passphrase_env,
         reason="",
-        settings=_settings(address, namespace),
+        settings=temporal_settings(address, namespace),
     )
 
 
@@ -1205,7 +1103,7 @@ def reject(
         expires_in=expires_in,
         passphrase_env=passphrase_env,
         reason=reason.strip(),
-        settings=_settings(address, namespace),
+        settings=temporal_settings(address, namespace),
     )
 
 
@@ -1220,18 +1118,18 @@ def undo(
     as_json: JsonOption = False,
 ) -> None:
     """Give the tenant back the live data a promoted restore replaced (kept under replaced/<restore id>/)."""
-    settings = _settings(address, namespace, task_queue)
+    settings = temporal_settings(address, namespace, task_queue)
 
     async def body() -> int:
         client = await connect(settings)
         handle, view = await start_undo(client, workflow_id, task_queue=settings.task_queue)
         url = ui_url(settings, handle.id)
         if as_json:
-            _json_line("started", {"workflow_id": handle.id, "restore_id": workflow_id, "url": url})
+            json_line("started", {"workflow_id": handle.id, "restore_id": workflow_id, "url": url})
         else:
-            typer.echo(f"started undo of restore {workflow_id} (tenant {view.tenant_id}, plan {view.plan})")
-            typer.echo(f"  workflow: {handle.id}")
-            typer.echo(f"  UI:       {url}")
+            echo_started(
+                f"started undo of restore {workflow_id} (tenant {view.tenant_id}, plan {view.plan})", handle.id, url
+            )
         if not wait:
             return 0
         try:
@@ -1239,7 +1137,7 @@ def undo(
         except WorkflowFailureError as err:
             raise RestoreCommandError(f"undo of {workflow_id} failed: {failure_message(err.cause)}") from err
         if as_json:
-            _json_line("outcome", {"workflow_id": handle.id, "result": as_dict(result), "exit_code": 0})
+            json_line("outcome", {"workflow_id": handle.id, "result": as_dict(result), "exit_code": 0})
         else:
             typer.echo(
                 f"tenant {result.tenant_id} has its data back: {len(result.restored)} segment(s) restored, "
@@ -1248,4 +1146,4 @@ def undo(
             )
         return 0
 
-    _run_interruptible(body, lambda: f"stopped waiting; the undo continues: {undo_workflow_id(workflow_id)}")
+    run_watching(body, lambda: workflow_id, lambda wid: f"stopped waiting; the undo continues: {undo_workflow_id(wid)}")

@@ -1,19 +1,26 @@
 """Temporal Schedules for the recurring DR work (hourly backups, half-hourly readiness, monthly drills):
-operator-friendly calendar phrases turned into Temporal schedule specs, and create-or-update of a
-schedule by id so that running a ``schedule`` command twice leaves one schedule with the newest spec."""
+operator-friendly calendar phrases turned into Temporal schedule specs, create-or-update of a
+schedule by id so that running a ``schedule`` command twice leaves one schedule with the newest spec,
+and the core the ``schedule`` commands share: delete, create or update, pause or unpause a schedule,
+then print it (its state and next runs) for people or as JSON."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+import typer
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
+    ScheduleDescription,
     ScheduleIntervalSpec,
     SchedulePolicy,
     ScheduleRange,
@@ -23,10 +30,16 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.client import ScheduleOverlapPolicy as Overlap
+from temporalio.service import RPCError
+
+from starters.output import EXIT_INVALID, emit_json, fail
+from starters.temporal_cli import CommandError, not_found, rpc_message
 
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SHOWN_RUNS = 3  # how many upcoming and recent runs of a schedule the commands show
+T = TypeVar("T")
 
 _ORDINAL_WEEKDAY = re.compile(
     r"^(?P<ordinal>first|second|third|fourth)\s+(?P<day>[a-z]+)\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})(\s+utc)?$"
@@ -95,6 +108,14 @@ def parse_calendar(text: str) -> ScheduleSpec:
     raise ScheduleSpecError(f"calendar {text!r} is not understood: {ACCEPTED}")
 
 
+def calendar_or_exit(text: str) -> ScheduleSpec:
+    """``--calendar``'s spec, or what is wrong with it printed and exit code 2."""
+    try:
+        return parse_calendar(text)
+    except ScheduleSpecError as exc:
+        fail(f"--calendar: {exc}", EXIT_INVALID)
+
+
 @dataclass(frozen=True)
 class ScheduleOutcome:
     schedule_id: str
@@ -136,3 +157,132 @@ async def upsert_schedule(
 
         await client.get_schedule_handle(schedule_id).update(replace)
         return ScheduleOutcome(schedule_id, created=False)
+
+
+# ---- the core of the ``schedule`` commands ------------------------------------------------------------
+
+
+class ScheduleCommandError(CommandError):
+    """A request to Temporal about a schedule could not be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    """What a ``schedule`` command did to one schedule, and the schedule as it is afterwards."""
+
+    schedule_id: str
+    outcome: ScheduleOutcome | None = None  # created or updated; None: deleted, or only paused or unpaused
+    description: ScheduleDescription | None = None  # None once deleted
+
+    @property
+    def deleted(self) -> bool:
+        return self.description is None
+
+    @property
+    def created(self) -> bool:
+        """Whether the command created the schedule (rather than updating, pausing or deleting one)."""
+        return self.outcome is not None and self.outcome.created
+
+    def upcoming(self, count: int = SHOWN_RUNS) -> list[datetime]:
+        """When the schedule fires next."""
+        return [] if self.description is None else list(self.description.info.next_action_times[:count])
+
+    def next_runs(self, count: int = SHOWN_RUNS) -> list[str]:
+        """When the schedule fires next (ISO 8601 UTC)."""
+        return [t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in self.upcoming(count)]
+
+    def facts(self, *, state: bool = True) -> dict[str, Any]:
+        """The schedule as drctl prints it: id and next runs; with ``state`` also paused, note and recent runs."""
+        facts: dict[str, Any] = {"schedule_id": self.schedule_id, "next_runs": self.next_runs()}
+        if state and self.description is not None:
+            schedule, info = self.description.schedule, self.description.info
+            facts |= {
+                "paused": schedule.state.paused,
+                "note": schedule.state.note,
+                "recent_runs": [
+                    a.action.workflow_id
+                    for a in info.recent_actions[-SHOWN_RUNS:]
+                    if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
+                ],
+            }
+        return facts
+
+
+async def _schedule_call(call: Awaitable[T], schedule_id: str, verb: str, missing: str) -> T:
+    """``call`` with Temporal's refusals as ScheduleCommandError: ``missing`` when there is no such schedule."""
+    try:
+        return await call
+    except RPCError as exc:
+        if not_found(exc):
+            raise ScheduleCommandError(missing) from exc
+        raise ScheduleCommandError(rpc_message(exc, f"cannot {verb} schedule {schedule_id}")) from exc
+
+
+async def apply_schedule(
+    client: Client,
+    schedule_id: str,
+    upsert: Callable[[], Awaitable[ScheduleOutcome]] | None,
+    *,
+    delete: bool = False,
+    paused: bool | None = None,
+    missing: str | None = None,
+) -> ScheduleChange:
+    """Delete the schedule; or create or update it with ``upsert`` (None: leave its action and spec
+    alone), pause or unpause it when ``paused`` is given, and describe it. ScheduleCommandError when
+    Temporal refuses, saying ``missing`` when the schedule to delete, pause or describe does not exist."""
+    handle = client.get_schedule_handle(schedule_id)
+    gone = missing or f"there is no schedule {schedule_id}"
+    if delete:
+        await _schedule_call(handle.delete(), schedule_id, "delete", gone)
+        return ScheduleChange(schedule_id)
+    outcome = None
+    if upsert is not None:
+        try:
+            outcome = await upsert()
+        except RPCError as exc:
+            raise ScheduleCommandError(rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
+    if paused is not None:
+        note = f"{'paused' if paused else 'unpaused'} by drctl"
+        await _schedule_call(
+            handle.pause(note=note) if paused else handle.unpause(note=note), schedule_id, "change", gone
+        )
+    description = await _schedule_call(handle.describe(), schedule_id, "describe", gone)
+    return ScheduleChange(schedule_id, outcome, description)
+
+
+def print_schedule(
+    change: ScheduleChange,
+    *,
+    as_json: bool,
+    calendar: str,
+    task_queue: str,
+    runs: str,
+    summary: str,
+    state: bool = True,
+    notes: Sequence[str] = (),
+) -> None:
+    """What a ``schedule`` command prints: that the schedule was deleted; or, as JSON, its facts
+    (with ``state``: paused, note and recent runs) plus the calendar and task queue when it was
+    created or updated; for people, what was done (``summary`` says what each run does), whether it
+    is paused (with ``state``), its next runs, ``notes`` and the workflow ids ``runs``-<time> its runs get."""
+    if change.deleted:
+        if as_json:
+            emit_json({"schedule_id": change.schedule_id, "deleted": True})
+        else:
+            typer.echo(f"deleted schedule {change.schedule_id}")
+        return
+    facts = change.facts(state=state)
+    if change.outcome is not None:
+        facts |= {"created": change.created, "calendar": calendar, "task_queue": task_queue}
+    if as_json:
+        emit_json(facts)
+        return
+    if change.outcome is not None:
+        verb = "created" if change.created else "updated"
+        typer.echo(f"{verb} schedule {change.schedule_id}: {calendar}, {summary} (overlap: skip)")
+    if state:
+        typer.echo(f"  paused:    {'yes' if facts['paused'] else 'no'}")
+    typer.echo(f"  next runs: {', '.join(facts['next_runs']) or 'none'}")
+    for note in notes:
+        typer.echo(note)
+    typer.echo(f"  runs are:  {runs}-<time> on task queue {task_queue}")

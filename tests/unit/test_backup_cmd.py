@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -31,11 +29,10 @@ from domain.messages.restore import BackupInput, BackupResult, backup_schedule_i
 from domain.plan import DrPlan
 from starters import backup_cmd
 from starters.backup_cmd import BackupView, result_from_failure, result_view, run_workflow_id
-from starters.stack import SEARCH_ATTRIBUTES
-from tests.conftest import venv_binary
+from tests.conftest import time_skipping
 from tests.workflows.backup_fakes import Backups
 from workflows.backup import BackupWorkflow
-from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
+from workflows.common import DR_PLAN, TENANT_ID
 
 LOCAL = Path(__file__).resolve().parents[2] / "plans" / "local.toml"
 MERKLE = "ab" * 32
@@ -237,22 +234,8 @@ class TestList:
 
 @pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=venv_binary("temporal-test-server"))
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
-        )
-    )
-    try:
+    async with time_skipping() as env:
         yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"tq-{uuid.uuid4().hex[:12]}"
 
 
 class TestRun:
@@ -325,17 +308,6 @@ class TestRun:
         assert res.exit_code == 0, res.output
         assert view["execution_status"] == "Completed"
         assert len(view["result"]["recovery_points"]) == 1
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 class TestSchedule:

@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -53,11 +51,9 @@ from starters.restore_cmd import (
     start_restore,
     watch_restore,
 )
-from starters.stack import SEARCH_ATTRIBUTES
-from tests.conftest import venv_binary
+from tests.conftest import time_skipping
 from tests.workflows.restore_fakes import RECOVERY_POINT, TENANT, FakeRestoreWorld
 from workflows import WORKFLOWS
-from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
 from workflows.restore import AWAITING_APPROVAL
 
 LOCAL = Path(__file__).resolve().parents[2] / "plans" / "local.toml"
@@ -81,39 +77,10 @@ def undo_activity(world: FakeRestoreWorld) -> Any:
 # ---- fixtures and helpers -----------------------------------------------------------------------
 
 
-async def _with_search_attributes(env: WorkflowEnvironment) -> WorkflowEnvironment:
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
-        )
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=venv_binary("temporal-test-server"))
-    try:
-        yield await _with_search_attributes(env)
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
-    )
-    try:
+    async with time_skipping() as env:
         yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"tq-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

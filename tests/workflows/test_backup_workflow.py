@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
@@ -38,8 +36,7 @@ from domain.messages.backups import (
 from domain.messages.restore import BackupInput, BackupResult, BackupStatus, backup_schedule_id
 from domain.plan import DrPlan
 from starters.backup_cmd import WORKFLOW_TYPE, scheduled_workflow_id, upsert_backup_schedule
-from starters.stack import SEARCH_ATTRIBUTES
-from tests.conftest import venv_binary
+from tests.conftest import time_skipping
 from tests.workflows.backup_fakes import Backups, small_plan, tenant_ids
 from workflows.backup import (
     BACKUP_DURATION,
@@ -77,20 +74,8 @@ async def failure_of(handle: Handle) -> ApplicationError:
 @pytest.fixture(scope="module")
 async def metrics_env() -> AsyncIterator[tuple[WorkflowEnvironment, MetricBuffer]]:
     buffer = MetricBuffer(10000)
-    env = await WorkflowEnvironment.start_time_skipping(
-        runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)),
-        test_server_existing_path=venv_binary("temporal-test-server"),
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
-        )
-    )
-    try:
+    async with time_skipping(Runtime(telemetry=TelemetryConfig(metrics=buffer))) as env:
         yield env, buffer
-    finally:
-        await env.shutdown()
 
 
 def metric_updates(buffer: MetricBuffer, name: str, plan: str) -> list[Any]:
@@ -296,17 +281,6 @@ class TestBounded:
             return item
 
         assert await bounded(list(range(5)), 1, work, stop=lambda: len(done) >= 2) == [0, 1]
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def first_scheduled_run(env: WorkflowEnvironment, schedule_id: str) -> str:

@@ -63,8 +63,7 @@ from domain.messages.restore import (
 )
 from domain.plan import Blackout, DrPlan, load_plan
 from starters.drill_cmd import upsert_drill_schedule
-from tests.conftest import ROOT, venv_binary
-from workflows.common import DR_PHASE, DR_PLAN, TENANT_ID
+from tests.conftest import ROOT
 from workflows.drill import DrillWorkflow
 
 DRILL_PLAN = ROOT / "plans" / "local-drill.toml"
@@ -530,17 +529,6 @@ class TestTenantChoice:
 
 
 # ---- the schedule (a local dev server: the time-skipping server has no schedules) ----------------
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"), search_attributes=[DR_PLAN, DR_PHASE, TENANT_ID]
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 class TestSchedule:
