@@ -8,7 +8,6 @@ estate and its report, and prints where to look in the Temporal UI."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import ssl
 from pathlib import Path
 from typing import Annotated
@@ -213,9 +212,11 @@ async def _demo_drill(
         handle, lambda status: None if as_json else say(f"drill phase: {status.phase}"), interval=5
     )
     # The report is signed by the local worker's key, which the stack keeps in its state folder.
-    os.environ["DR_SIGNING_KEY"] = str(config.signing_key)
     stored = await drill_cmd.read_stored_report(
-        plan, AzureConnection().with_azurite(config.blob_endpoint), workflow_id=handle.id
+        plan,
+        AzureConnection().with_azurite(config.blob_endpoint),
+        workflow_id=handle.id,
+        env={"DR_SIGNING_KEY": str(config.signing_key)},
     )
     drill_cmd.print_report(stored or drill_cmd.StoredReport(report, f"workflow {handle.id}", "not stored"), as_json)
     say(f"the report again at any time: drctl drill report {handle.id} --plan {plan.source}")

@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +43,6 @@ from temporalio.service import RPCError
 
 from activities.azure import AzureClients, AzureConnection
 from activities.drill import DrillReportError, read_report
-from activities.integrity import KeyMaterialError, key_id_of, load_private_key, public_key_b64
 from domain.errors import PlanError
 from domain.messages.backups import SEGMENTS_PREFIX
 from domain.messages.drill import (
@@ -293,28 +291,15 @@ class StoredReport:
     signature_problem: str | None  # None: signed by a trusted key; "not checked" for workflow results
 
 
-def report_trusted_keys(plan: DrPlan, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The plan's trusted keys, plus the orchestrator's key named by DR_SIGNING_KEY (as the worker has it)."""
-    keys = plan_trusted_keys(plan)
-    path = (os.environ if env is None else env).get("DR_SIGNING_KEY")
-    if path:
-        try:
-            public = public_key_b64(load_private_key(path))
-        except (OSError, KeyMaterialError):
-            return keys
-        keys[key_id_of(public)] = public
-    return keys
-
-
 def blob_configured(plan: DrPlan, connection: AzureConnection) -> bool:
     return bool(connection.blob_account_url or plan.backup.account_url)
 
 
 async def read_stored_report(
-    plan: DrPlan, connection: AzureConnection, workflow_id: str | None = None
+    plan: DrPlan, connection: AzureConnection, workflow_id: str | None = None, env: Mapping[str, str] | None = None
 ) -> StoredReport | None:
     """The report of drill ``workflow_id`` (default: the newest stored) from the plan's backup
-    container; None when there is none."""
+    container, its signature checked against ``plan_trusted_keys(plan, env)``; None when there is none."""
     clients = AzureClients(plan, connection)
     container = clients.blob.get_container_client(plan.backup.backup_container)
     try:
@@ -340,7 +325,7 @@ async def read_stored_report(
     finally:
         await clients.close()
     try:
-        report, problem = read_report(data, report_trusted_keys(plan))
+        report, problem = read_report(data, plan_trusted_keys(plan, env))
     except DrillReportError as exc:
         raise DrillCommandError(f"{container.container_name}/{name}: {exc}") from exc
     return StoredReport(report, f"{container.container_name}/{name}", problem)

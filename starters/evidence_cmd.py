@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -99,22 +99,28 @@ def parse_trusted_key(value: str) -> tuple[str, str]:
     return key_id, public_b64.strip()
 
 
-def plan_trusted_keys(plan: DrPlan) -> dict[str, str]:
-    """The keys a plan vouches for: its approvers' and the orchestrator's (``DR_SIGNING_KEY``, as the
-    worker reads it, else ``[backup] signing_key``), whose public half is read from the ``.pub``
-    beside it, or from the key itself when readable."""
-    keys = trusted_keys(a.public_key for a in plan.approvers)
-    configured = os.environ.get("DR_SIGNING_KEY") or plan.backup.signing_key
-    signing_key = Path(configured) if configured else None
-    if signing_key is not None:
+def _public_half(path: Path) -> str | None:
+    """The base64 public key of the private key at ``path``: from the ``.pub`` beside it, else from the
+    key itself when readable; None when neither can be read."""
+    try:
+        return read_public_key_file(path.with_suffix(".pub"))
+    except (OSError, KeyMaterialError):
         try:
-            public_b64 = read_public_key_file(signing_key.with_suffix(".pub"))
+            return public_key_b64(load_private_key(path))
         except (OSError, KeyMaterialError):
-            try:
-                public_b64 = public_key_b64(load_private_key(signing_key))
-            except (OSError, KeyMaterialError):
-                return keys
-        keys[key_id_of(public_b64)] = public_b64
+            return None
+
+
+def plan_trusted_keys(plan: DrPlan, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The keys a plan vouches for: its approvers', the orchestrator's (``[backup] signing_key``) and
+    the one ``DR_SIGNING_KEY`` names in ``env`` (default: this process's environment), as a worker
+    reads it."""
+    keys = trusted_keys(a.public_key for a in plan.approvers)
+    configured = (plan.backup.signing_key, (os.environ if env is None else env).get("DR_SIGNING_KEY", ""))
+    for path in dict.fromkeys(p for p in configured if p):
+        public_b64 = _public_half(Path(path))
+        if public_b64 is not None:
+            keys[key_id_of(public_b64)] = public_b64
     return keys
 
 
