@@ -156,13 +156,12 @@ async def tenants_reading_from(clients: AzureClients, database: str) -> tuple[in
     return int(page["totalCount"]), tuple(str(t["id"]) for t in page["value"])
 
 
-async def tenant_projection_database(
-    clients: AzureClients, tenant_id: str, gateway_region: str | None = None
-) -> tuple[str, str]:
-    """(the gateway that answered, the database the tenant registry serves ``tenant_id``'s projections from)."""
+async def tenant_projection_database(clients: AzureClients, tenant_id: str, gateways: Sequence[str]) -> tuple[str, str]:
+    """(the gateway of ``gateways`` that answered, the database the tenant registry serves
+    ``tenant_id``'s projections from)."""
     gateway, page = await ops_call_any(
         clients,
-        gateways_for(clients, gateway_region),
+        gateways,
         "GET",
         "/tenants",
         resource=f"projection database of tenant {tenant_id}",
@@ -398,7 +397,7 @@ class PlatformActivities:
             raise invalid_input("reason is required: the registry records why every change was made")
         resource = f"projection database of tenant {request.tenant_id}"
         gateways = gateways_for(clients, request.gateway_region)
-        gateway, current = await tenant_projection_database(clients, request.tenant_id, request.gateway_region)
+        gateway, current = await tenant_projection_database(clients, request.tenant_id, gateways)
         if current.lower() == request.database.lower():
             activity.logger.info("tenant %s already reads its projections from %s", request.tenant_id, current)
             return SetTenantDatabaseResult(request.plan, request.tenant_id, current, current, changed=False)

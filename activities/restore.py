@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.azure import AzureClients, Estates, azure_call, heartbeat, public_url
 from activities.evidence import EvidenceHeader, EvidenceRecorder
 from activities.integrity import key_id_of
-from activities.platform import tenant_projection_database
+from activities.platform import gateways_for, tenant_projection_database
 from domain.messages.backups import SEGMENTS_PREFIX
 from domain.messages.restore import (
     ApproverKey,
@@ -72,7 +72,8 @@ class RestoreActivities:
         group = next((g for g in plan.sql.failover_groups if PROJECTION_DATABASE in g.databases), None)
         current = None
         if group is not None:
-            _, current = await tenant_projection_database(self._clients(request.plan), request.tenant_id)
+            clients = self._clients(request.plan)
+            _, current = await tenant_projection_database(clients, request.tenant_id, gateways_for(clients))
         return RestoreTargets(
             plan=plan.name,
             tenant_id=request.tenant_id,
