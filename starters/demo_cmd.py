@@ -108,28 +108,10 @@ async def _run_demo(config: StackConfig, plan: DrPlan, as_json: bool) -> int:
     return code
 
 
-async def _seed_and_damage(config: StackConfig, plan: DrPlan, tenant: str, *, damage: bool) -> None:
-    """Write the tenant's live data into Azurite (as the platform would), or overwrite one segment."""
-    clients = AzureClients(plan, AzureConnection().with_azurite(config.blob_endpoint))
-    try:
-        segments = build_tenant(tenant, segments=4, start=default_start(4, dt.timedelta(hours=1)))
-        if not damage:
-            await upload_segments(clients.blob, plan.backup, segments)
-            return
-        live = clients.blob.get_container_client(plan.backup.live_container(tenant))
-        await live.get_blob_client(segments[-1].name).upload_blob(b"half-written garbage", overwrite=True)
-    finally:
-        await clients.close()
-
-
-async def _verify_evidence(config: StackConfig, plan: DrPlan, blob: str, workflow_id: str) -> None:
+async def _verify_evidence(clients: AzureClients, config: StackConfig, blob: str, workflow_id: str) -> None:
     """Download the restore's evidence pack and check its hash chain and signature."""
-    clients = AzureClients(plan, AzureConnection().with_azurite(config.blob_endpoint))
-    try:
-        container = clients.blob.get_container_client(plan.backup.backup_container)
-        data = await (await container.get_blob_client(blob).download_blob()).readall()
-    finally:
-        await clients.close()
+    container = clients.blob.get_container_client(clients.plan.backup.backup_container)
+    data = await (await container.get_blob_client(blob).download_blob()).readall()
     path = config.state_dir / "evidence" / f"{workflow_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -144,9 +126,22 @@ async def _demo_restore(
     client: Client, settings: TemporalSettings, config: StackConfig, plan: DrPlan, as_json: bool
 ) -> int:
     """Back up one tenant, damage its live data, restore it in production mode with two approvals."""
+    # Blob Storage as the platform and an operator see it: Azurite's development account.
+    clients = AzureClients(plan, AzureConnection().with_azurite(config.blob_endpoint))
+    try:
+        return await _restore_one_tenant(client, settings, config, clients, as_json)
+    finally:
+        await clients.close()
+
+
+async def _restore_one_tenant(
+    client: Client, settings: TemporalSettings, config: StackConfig, clients: AzureClients, as_json: bool
+) -> int:
+    plan = clients.plan
     tenant = plan.tenants[0].id
     say(f"seeding {tenant}'s data in Blob Storage (Azurite) and backing it up with BackupWorkflow")
-    await _seed_and_damage(config, plan, tenant, damage=False)
+    segments = build_tenant(tenant, segments=4, start=default_start(4, dt.timedelta(hours=1)))
+    await upload_segments(clients.blob, plan.backup, segments)
     backup = await backup_cmd.start_backup(client, settings, plan, tenants=[tenant], requested_by="drctl demo")
     backed_up = await backup.result()
     if backed_up.failed or not backed_up.recovery_points:
@@ -155,7 +150,8 @@ async def _demo_restore(
     point = backed_up.recovery_points[0]
     say(f"recovery point {point}: every package hashed, Merkle root and manifest signed with Ed25519")
     say(f"one of {tenant}'s live segments is overwritten; {DEMO_REQUESTER} asks for a production restore")
-    await _seed_and_damage(config, plan, tenant, damage=True)
+    live = clients.blob.get_container_client(plan.backup.live_container(tenant))
+    await live.get_blob_client(segments[-1].name).upload_blob(b"half-written garbage", overwrite=True)
     request, _ = restore_cmd.build_request(
         plan=plan.name,
         tenant_id=tenant,
@@ -184,7 +180,7 @@ async def _demo_restore(
         f"`drctl restore undo {handle.id}` gives them back"
     )
     if result.evidence_blob:
-        await _verify_evidence(config, plan, result.evidence_blob, handle.id)
+        await _verify_evidence(clients, config, result.evidence_blob, handle.id)
     return 0
 
 
