@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from azure.core import MatchConditions
@@ -125,19 +125,31 @@ def _quarantine_error(message: str) -> ApplicationError:
     return ApplicationError(message, type=QuarantineError.__name__, non_retryable=True)
 
 
-class _RecordCounter:
-    """Counts the JSON lines of a gzip stream as its blocks pass, inflating a bounded piece at a time.
+class RecordCounter:
+    """Counts the JSON lines of a gzip stream as its blocks pass, inflating a bounded piece at a time,
+    and hands each line to ``on_line`` (numbered from 0) when given one.
 
     A malformed stream is reported by ``finish``, after the copy's hash check, so an altered package
     is reported as altered rather than as undecodable."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, on_line: Callable[[int, bytes], None] | None = None) -> None:
         self.what = what
         self.records = 0
+        self._on_line = on_line
+        self._partial = b""  # the unfinished last line, kept only when lines are handed on
         self._inflate = zlib.decompressobj(wbits=31)
         self._open_line = False
         self._in_member = False
         self._error: str | None = None
+
+    def _lines(self, out: bytes) -> None:
+        if self._on_line is None:
+            self.records += out.count(b"\n")
+            return
+        *lines, self._partial = (self._partial + out).split(b"\n")
+        for line in lines:
+            self._on_line(self.records, line)
+            self.records += 1
 
     def feed(self, data: bytes) -> None:
         pending = b"" if self._error else data
@@ -145,7 +157,7 @@ class _RecordCounter:
             while pending:
                 out = self._inflate.decompress(pending, INFLATE_STEP)
                 if out:
-                    self.records += out.count(b"\n")
+                    self._lines(out)
                     self._open_line = not out.endswith(b"\n")
                 self._in_member = not self._inflate.eof
                 if self._inflate.eof:  # several gzip members, one after the other
@@ -161,7 +173,12 @@ class _RecordCounter:
             raise invalid_input(f"{self.what} is not gzip-compressed JSON lines: {self._error}", "InvalidSegment")
         if self._in_member:
             raise invalid_input(f"{self.what} is a truncated gzip stream", "InvalidSegment")
-        return self.records + (1 if self._open_line else 0)
+        if self._open_line:
+            if self._on_line is not None:
+                self._on_line(self.records, self._partial)
+            self.records += 1
+            self._open_line = False
+        return self.records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +211,7 @@ async def _stream_copy(
     """
     digest = hashlib.sha256()
     size = 0
-    counter = _RecordCounter(what) if count_records else None
+    counter = RecordCounter(what) if count_records else None
     blocks: list[BlobBlock] = []
     conditions: dict[str, Any] = (
         {"etag": source_etag, "match_condition": MatchConditions.IfNotModified} if source_etag else {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import zlib
 from collections.abc import Mapping
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -17,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.azure import AzureClients, Estates, azure_call, heartbeat, public_url
+from activities.backups import RecordCounter
 from activities.evidence import EvidenceHeader, EvidenceRecorder
 from activities.integrity import key_id_of
 from activities.platform import gateways_for, tenant_projection_database
@@ -101,8 +101,17 @@ class RestoreActivities:
             blob = container.get_blob_client(name)
             records = sampled = foreign = 0
             problem: str | None = None
-            inflater = zlib.decompressobj(wbits=47)
-            pending = b""
+
+            def check(index: int, line: bytes) -> None:
+                nonlocal records, sampled, foreign
+                if not line.strip():
+                    return
+                if records % step == 0:
+                    sampled += 1
+                    foreign += not _belongs(line, request.tenant_id)
+                records += 1
+
+            reader = RecordCounter(f"package {name}", on_line=check)
             async with azure_call(f"blob '{name}' in container '{container.container_name}'", "validate"):
                 try:
                     downloader = await blob.download_blob()
@@ -111,26 +120,13 @@ class RestoreActivities:
                 if downloader is None:
                     problem = f"package {name} is missing from quarantine '{container.container_name}'"
                 else:
+                    async for chunk in downloader.chunks():
+                        heartbeat({"validating": name})
+                        reader.feed(chunk)
                     try:
-                        async for chunk in downloader.chunks():
-                            heartbeat({"validating": name})
-                            pending += inflater.decompress(chunk)
-                            *lines, pending = pending.split(b"\n")
-                            for line in lines:
-                                if not line.strip():
-                                    continue
-                                if records % step == 0:
-                                    sampled += 1
-                                    foreign += not _belongs(line, request.tenant_id)
-                                records += 1
-                        pending += inflater.flush()
-                    except zlib.error as exc:
-                        problem = f"package {name} is not gzip-compressed JSON lines: {exc}"
-                    if problem is None and pending.strip():
-                        if records % step == 0:
-                            sampled += 1
-                            foreign += not _belongs(pending, request.tenant_id)
-                        records += 1
+                        reader.finish()
+                    except ApplicationError as err:
+                        problem = err.message
             if problem is None and records != expected:
                 problem = f"package {name} holds {records} records, the manifest says {expected}"
             if problem is None and foreign:

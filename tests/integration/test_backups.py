@@ -23,6 +23,7 @@ from activities.azure import BLOB_CHUNK, Estates
 from activities.backups import BackupActivities
 from activities.catalog import BackupCatalog
 from activities.integrity import INTEGRITY_ERROR_TYPE, generate_private_key
+from activities.restore import RestoreActivities
 from domain.errors import (
     PointInTimeBeyondRetention,
     PointInTimeInFuture,
@@ -56,6 +57,7 @@ from domain.messages.backups import (
     utc_iso,
 )
 from domain.messages.integrity import DIGEST_MISMATCH
+from domain.messages.restore import ValidateQuarantineInput
 from domain.plan import DrPlan
 from starters.seed_data import SeedSegment, build_segment, build_tenant, upload_segments
 from tests.integration.azurite import AzuriteHandle
@@ -552,3 +554,46 @@ class TestRestore:
         assert first.container == copied.container
         containers = [c.name async for c in blob_service(estates, blob_plan).list_containers()]
         assert copied.container not in containers
+
+
+class TestQuarantineValidation:
+    async def test_counts_samples_and_names_each_bad_package(self, estates: Estates, blob_plan: DrPlan) -> None:
+        """Record counts are checked against the manifest and every sampled record must be the tenant's; a
+        multi-member gzip package reads whole, while a foreign record, a truncated stream, a count mismatch
+        and a missing package are each reported by name."""
+        restore_id = f"restore-{uuid.uuid4().hex[:8]}"
+        quarantine = blob_service(estates, blob_plan).get_container_client(
+            blob_plan.backup.quarantine_container(restore_id)
+        )
+        await quarantine.create_container()
+
+        def lines(tenant: str, count: int, start: int = 0) -> bytes:
+            return b"".join(json.dumps({"tenantId": tenant, "id": i}).encode() + b"\n" for i in range(start, count))
+
+        packages = {
+            f"{SEGMENTS_PREFIX}a-good.jsonl.gz": gzip.compress(lines(TENANT, 10)),
+            # Two gzip members, the second without a final newline: 10 records in all.
+            f"{SEGMENTS_PREFIX}b-members.jsonl.gz": gzip.compress(lines(TENANT, 6))
+            + gzip.compress(lines(TENANT, 10, 6).rstrip(b"\n")),
+            f"{SEGMENTS_PREFIX}c-foreign.jsonl.gz": gzip.compress(lines(TENANT, 5) + lines(OTHER, 10, 5)),
+            f"{SEGMENTS_PREFIX}d-truncated.jsonl.gz": gzip.compress(lines(TENANT, 10))[:-12],
+            f"{SEGMENTS_PREFIX}e-short.jsonl.gz": gzip.compress(lines(TENANT, 9)),
+        }
+        for name, data in packages.items():
+            await quarantine.get_blob_client(name).upload_blob(data)
+        expected = dict.fromkeys([*packages, f"{SEGMENTS_PREFIX}f-missing.jsonl.gz"], 10)
+        restore = RestoreActivities(estates, generate_private_key())
+
+        result = await restore.validate_quarantine(
+            ValidateQuarantineInput(blob_plan.name, TENANT, restore_id, expected, sample_share=1.0)
+        )
+
+        by_name = {p.name.removeprefix(SEGMENTS_PREFIX): p for p in result.packages}
+        assert by_name["a-good.jsonl.gz"].problem is None
+        assert (by_name["b-members.jsonl.gz"].actual_records, by_name["b-members.jsonl.gz"].problem) == (10, None)
+        assert by_name["c-foreign.jsonl.gz"].foreign == 5
+        assert f"5 of 10 sampled records do not belong to {TENANT}" in str(by_name["c-foreign.jsonl.gz"].problem)
+        assert "d-truncated.jsonl.gz is a truncated gzip stream" in str(by_name["d-truncated.jsonl.gz"].problem)
+        assert "e-short.jsonl.gz holds 9 records, the manifest says 10" in str(by_name["e-short.jsonl.gz"].problem)
+        assert "f-missing.jsonl.gz is missing from quarantine" in str(by_name["f-missing.jsonl.gz"].problem)
+        assert not result.ok
