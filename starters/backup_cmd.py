@@ -360,15 +360,18 @@ async def upsert_backup_schedule(
     calendar: str = DEFAULT_CALENDAR,
     spec: ScheduleSpec | None = None,
     data_class: str = "hot",
+    paused: bool | None = None,
 ) -> ScheduleOutcome:
     """Create or update the plan's backup schedule (``backup-{plan}``, overlap skip); ``spec``
-    overrides the one ``calendar`` gives (ScheduleSpecError when it is not understood)."""
+    overrides the one ``calendar`` gives (ScheduleSpecError when it is not understood); ``paused``
+    pauses or unpauses it (None: as it was)."""
     return await upsert_schedule(
         client,
         backup_schedule_id(plan),
         backup_schedule_action(plan, task_queue, data_class=data_class),
         spec or parse_calendar(calendar),
         note=f"backups of every tenant of plan {plan}: {calendar}",
+        paused=paused,
     )
 
 
@@ -533,8 +536,8 @@ def schedule(
             schedule_id,
             None
             if calendar is None and paused is not None
-            else lambda: upsert_backup_schedule(
-                client, plan.name, settings.task_queue, calendar=phrase, spec=spec, data_class=data_class
+            else lambda pause: upsert_backup_schedule(
+                client, plan.name, settings.task_queue, calendar=phrase, spec=spec, data_class=data_class, paused=pause
             ),
             delete=delete,
             paused=paused,

@@ -468,7 +468,7 @@ def schedule(
         change = await apply_schedule(
             client,
             schedule_id,
-            lambda: upsert_drill_schedule(client, plan, settings.task_queue, calendar=phrase, spec=spec),
+            lambda _: upsert_drill_schedule(client, plan, settings.task_queue, calendar=phrase, spec=spec),
             delete=delete,
             missing=f"plan {plan.name} has no drill schedule ({schedule_id})",
         )

@@ -328,7 +328,7 @@ def schedule_readiness_command(
     async def body() -> int:
         client = await connect(settings)
         change = await apply_schedule(
-            client, schedule_id(plan.name), lambda: schedule_readiness(client, settings, plan.name, calendar)
+            client, schedule_id(plan.name), lambda _: schedule_readiness(client, settings, plan.name, calendar)
         )
         upcoming = ", ".join(t.astimezone(UTC).strftime("%H:%M") for t in change.upcoming())
         typer.echo(

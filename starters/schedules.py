@@ -6,6 +6,7 @@ then print it (its state and next runs) for people or as JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "s
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SHOWN_RUNS = 3  # how many upcoming and recent runs of a schedule the commands show
+SETTLE_ATTEMPTS, SETTLE_PAUSE = 50, 0.1  # how long a command waits for a pause or unpause to show: 5 s
 T = TypeVar("T")
 
 _ORDINAL_WEEKDAY = re.compile(
@@ -129,15 +131,19 @@ async def upsert_schedule(
     spec: ScheduleSpec,
     *,
     note: str,
+    paused: bool | None = None,
     catchup: timedelta = timedelta(minutes=10),
 ) -> ScheduleOutcome:
     """Create the schedule, or replace the action and spec of the one with this id; overlap: skip
-    (a run still going when the next is due means the next is skipped, never two at once)."""
+    (a run still going when the next is due means the next is skipped, never two at once).
+    ``paused`` pauses or unpauses it in the same request; None leaves an existing schedule's state
+    alone (a new one starts running). One request, because a pause sent apart from an update can be
+    applied before it and then undone by the update's state."""
     schedule = Schedule(
         action=action,
         spec=spec,
         policy=SchedulePolicy(overlap=Overlap.SKIP, catchup_window=catchup),
-        state=ScheduleState(note=note),
+        state=ScheduleState(note=note, paused=bool(paused)),
     )
     try:
         await client.create_schedule(schedule_id, schedule)
@@ -151,7 +157,7 @@ async def upsert_schedule(
                     action=action,
                     spec=spec,
                     policy=schedule.policy,
-                    state=ScheduleState(note=note, paused=state.paused),
+                    state=ScheduleState(note=note, paused=state.paused if paused is None else paused),
                 )
             )
 
@@ -221,15 +227,16 @@ async def _schedule_call(call: Awaitable[T], schedule_id: str, verb: str, missin
 async def apply_schedule(
     client: Client,
     schedule_id: str,
-    upsert: Callable[[], Awaitable[ScheduleOutcome]] | None,
+    upsert: Callable[[bool | None], Awaitable[ScheduleOutcome]] | None,
     *,
     delete: bool = False,
     paused: bool | None = None,
     missing: str | None = None,
 ) -> ScheduleChange:
-    """Delete the schedule; or create or update it with ``upsert`` (None: leave its action and spec
-    alone), pause or unpause it when ``paused`` is given, and describe it. ScheduleCommandError when
-    Temporal refuses, saying ``missing`` when the schedule to delete, pause or describe does not exist."""
+    """Delete the schedule; or create or update it with ``upsert(paused)`` (None: leave its action and
+    spec alone), pause or unpause it when ``paused`` is given (in the same request as the update when
+    there is one), and describe it. ScheduleCommandError when Temporal refuses, saying ``missing`` when
+    the schedule to delete, pause or describe does not exist."""
     handle = client.get_schedule_handle(schedule_id)
     gone = missing or f"there is no schedule {schedule_id}"
     if delete:
@@ -238,15 +245,22 @@ async def apply_schedule(
     outcome = None
     if upsert is not None:
         try:
-            outcome = await upsert()
+            outcome = await upsert(paused)
         except RPCError as exc:
             raise ScheduleCommandError(rpc_message(exc, f"cannot create or update schedule {schedule_id}")) from exc
-    if paused is not None:
+    elif paused is not None:
         note = f"{'paused' if paused else 'unpaused'} by drctl"
         await _schedule_call(
             handle.pause(note=note) if paused else handle.unpause(note=note), schedule_id, "change", gone
         )
     description = await _schedule_call(handle.describe(), schedule_id, "describe", gone)
+    # Pause, unpause and update reach the schedule as signals; a describe right after them may be
+    # answered before they are applied, so wait (briefly) until it shows the state asked for.
+    for _ in range(SETTLE_ATTEMPTS):
+        if paused is None or description.schedule.state.paused == paused:
+            break
+        await asyncio.sleep(SETTLE_PAUSE)
+        description = await _schedule_call(handle.describe(), schedule_id, "describe", gone)
     return ScheduleChange(schedule_id, outcome, description)
 
 
