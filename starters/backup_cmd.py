@@ -49,31 +49,25 @@ from starters.schedules import (
 )
 from starters.temporal_cli import (
     POLL_SECONDS,
-    QUERY_ERRORS,
     AddressOption,
     CommandError,
     JsonOption,
     NamespaceOption,
     TaskQueueOption,
+    WorkflowReader,
     WorkflowView,
     connect,
     current_user,
     describe_workflow,
     echo_started,
-    failure_result,
     json_line,
     json_output,
-    not_found,
-    query_problem,
-    query_status,
     run_command,
     run_watching,
     show_view,
     start_workflow_once,
-    status_name,
     temporal_settings,
     ui_url,
-    wait_closed,
     watch_and_print,
 )
 from workers.connection import TemporalSettings
@@ -170,15 +164,10 @@ async def start_backup(
     )
 
 
-def result_from_failure(err: BaseException) -> BackupResult | None:
-    """The BackupResult a failed BackupWorkflow attaches to its ApplicationError, if any."""
-    return failure_result(err, BackupResult, "recovery_points")
-
-
 @dataclass
 class BackupView(WorkflowView[BackupStatus, BackupResult]):
-    """Everything the starter can learn about one backup workflow (its runs share the workflow id,
-    so a run id would say little)."""
+    """Everything the starter can learn about one backup workflow (its runs share the workflow id;
+    the run id is the newest run's)."""
 
     def exit_code(self) -> int:
         """0 when it completed with no tenant failed, 1 otherwise (0 while it runs)."""
@@ -187,33 +176,16 @@ class BackupView(WorkflowView[BackupStatus, BackupResult]):
         return 0 if self.execution_status == "Completed" and self.result is not None else EXIT_FAILED
 
 
-def backup_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, BackupResult]:
-    """The workflow's newest run (a backup continues as new every ``tenants_per_run`` tenants)."""
-    return client.get_workflow_handle(workflow_id, result_type=BackupResult)
-
-
-async def _query_status(handle: WorkflowHandle[Any, Any]) -> BackupStatus:
-    return await query_status(handle, BackupStatus)
-
-
-async def _closed_view(handle: WorkflowHandle[Any, BackupResult]) -> BackupView:
-    """Wait for the last run to close and describe how the backup ended."""
-    state, result, failure = await wait_closed(handle, result_from_failure)
-    return BackupView(handle.id, state, result=result, failure=failure)
+# A backup continues as new every ``tenants_per_run`` tenants: its handle follows the newest run.
+READER = WorkflowReader(BackupStatus, BackupResult, BackupView, ("recovery_points",), BackupCommandError)
+result_from_failure = READER.result_from_failure
+backup_handle = READER.handle
 
 
 async def backup_view(client: Client, workflow_id: str) -> BackupView:
     """The backup's state: the "status" query while it runs, its result (or failure) once closed."""
     handle = backup_handle(client, workflow_id)
-    description = await describe_workflow(handle, WORKFLOW_TYPE, BackupCommandError)
-    if status_name(description.status) == "Running":
-        view = BackupView(workflow_id, "Running")
-        try:
-            view.status = await _query_status(handle)
-        except QUERY_ERRORS as exc:
-            view.failure = query_problem(exc)
-        return view
-    return await _closed_view(handle)
+    return await READER.current(handle, await describe_workflow(handle, WORKFLOW_TYPE, BackupCommandError))
 
 
 async def watch_backup(
@@ -224,28 +196,8 @@ async def watch_backup(
     interval: float = POLL_SECONDS,
 ) -> BackupView:
     """Poll the "status" query until the backup (across its continue-as-new runs) closes; ``on_update``
-    sees every poll. Returns the final view, with the last status seen."""
-    handle = backup_handle(client, workflow_id)
-    closing = asyncio.create_task(_closed_view(handle))
-    last: BackupStatus | None = None
-    try:
-        while not closing.done():
-            view = BackupView(workflow_id, "Running", status=last)
-            try:
-                view.status = last = await _query_status(handle)
-            except QUERY_ERRORS as exc:
-                if not_found(exc):
-                    raise BackupCommandError(f"no workflow with id {workflow_id}") from exc
-                view.failure = query_problem(exc)
-            if closing.done():
-                break
-            on_update(view)
-            await asyncio.wait({closing}, timeout=interval)
-        final = closing.result()
-        final.status = last
-        return final
-    finally:
-        closing.cancel()
+    sees every poll. Returns the final view, with the last status seen when it has no result."""
+    return await READER.watch(backup_handle(client, workflow_id), on_update, interval=interval)
 
 
 # ---- views --------------------------------------------------------------------------------------

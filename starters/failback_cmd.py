@@ -12,8 +12,6 @@ Exit codes: 0 done (or dry run), 1 the failback or the command failed (refused, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from rich.text import Text
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -58,7 +57,6 @@ from starters.plan_cmd import load_or_exit
 from starters.progress_view import OUTCOME_STYLES, facts, header, parse_time, steps_table
 from starters.temporal_cli import (
     POLL_SECONDS,
-    QUERY_ERRORS,
     UPDATE_TIMEOUT,
     AddressOption,
     ByOption,
@@ -66,17 +64,15 @@ from starters.temporal_cli import (
     JsonOption,
     NamespaceOption,
     TaskQueueOption,
+    WorkflowReader,
     WorkflowView,
     connect,
     current_user,
     describe_workflow,
     echo_started,
     failure_message,
-    failure_result,
     json_line,
     json_output,
-    query_problem,
-    query_status,
     rpc_message,
     run_command,
     run_watching,
@@ -85,7 +81,6 @@ from starters.temporal_cli import (
     status_name,
     temporal_settings,
     ui_url,
-    wait_closed,
     watch_and_print,
 )
 from workers.connection import TemporalSettings
@@ -152,16 +147,9 @@ def schedule_problems(steps: list[int], soak_seconds: int, interval_seconds: int
 # ---- what a failback looks like from outside ----------------------------------------------------
 
 
-def result_from_failure(err: BaseException) -> FailbackResult | None:
-    """The FailbackResult a failed FailbackWorkflow attaches to its ApplicationError, if any."""
-    return failure_result(err, FailbackResult, "outcome", "readings")
-
-
 @dataclass
 class FailbackView(WorkflowView[FailbackStatus, FailbackResult]):
     """Everything the starter can learn about one failback workflow."""
-
-    run_id: str | None = None
 
     @property
     def paused(self) -> bool:
@@ -176,49 +164,31 @@ class FailbackView(WorkflowView[FailbackStatus, FailbackResult]):
         return EXIT_PAUSED if self.paused else 0
 
 
-def failback_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, FailbackResult]:
-    return client.get_workflow_handle(workflow_id, result_type=FailbackResult)
+READER = WorkflowReader(FailbackStatus, FailbackResult, FailbackView, ("outcome", "readings"), FailbackCommandError)
+result_from_failure = READER.result_from_failure
+failback_handle = READER.handle
 
 
-async def _query_status(handle: WorkflowHandle[Any, Any]) -> FailbackStatus:
-    return await query_status(handle, FailbackStatus)
-
-
-async def _closed_view(handle: WorkflowHandle[Any, FailbackResult]) -> FailbackView:
-    """Wait for the workflow to close and describe how it ended."""
-    state, result, failure = await wait_closed(handle, result_from_failure)
-    return FailbackView(handle.id, state, result=result, failure=failure)
-
-
-async def _described(client: Client, workflow_id: str, *, running: bool) -> tuple[WorkflowHandle[Any, Any], str]:
-    """The failback's handle and execution status; refuses other workflow types (and, when
-    ``running``, workflows that have closed)."""
+async def _described(
+    client: Client, workflow_id: str, *, running: bool
+) -> tuple[WorkflowHandle[Any, FailbackResult], WorkflowExecutionDescription]:
+    """The failback's handle and description; refuses other workflow types (and, when ``running``,
+    workflows that have closed)."""
     handle = failback_handle(client, workflow_id)
     description = await describe_workflow(handle, WORKFLOW_TYPE, FailbackCommandError)
-    state = status_name(description.status)
     if running and description.status != WorkflowExecutionStatus.RUNNING:
         raise FailbackCommandError(
-            f"{workflow_id} is no longer running ({state}); see `drctl failback status {workflow_id}`"
+            f"{workflow_id} is no longer running ({status_name(description.status)}); "
+            f"see `drctl failback status {workflow_id}`"
         )
-    return handle, state
+    return handle, description
 
 
 async def failback_view(client: Client, workflow_id: str) -> FailbackView:
     """The failback's state: the "status" query while it runs; once closed, its result (or the one
     its failure carries)."""
-    handle, state = await _described(client, workflow_id, running=False)
-    if state == "Running":
-        view = FailbackView(workflow_id, state)
-        try:
-            view.status = await _query_status(handle)
-        except QUERY_ERRORS as exc:
-            view.failure = query_problem(exc)
-        return view
-    view = await _closed_view(handle)
-    if view.result is None:
-        with contextlib.suppress(*QUERY_ERRORS):
-            view.status = await _query_status(handle)
-    return view
+    handle, description = await _described(client, workflow_id, running=False)
+    return await READER.current(handle, description)
 
 
 # ---- start, watch, commands ----------------------------------------------------------------------
@@ -306,30 +276,7 @@ async def watch_failback(
 ) -> FailbackView:
     """Poll the "status" query until the failback closes or ``until(status)`` (by default: paused
     for an operator), at most ``within`` seconds; ``on_update`` sees every poll."""
-    closing = asyncio.create_task(_closed_view(handle))
-    loop = asyncio.get_running_loop()
-    deadline = None if within is None else loop.time() + within
-    last: FailbackStatus | None = None
-    try:
-        while not closing.done():
-            view = FailbackView(handle.id, "Running", status=last, run_id=handle.result_run_id)
-            try:
-                view.status = last = await _query_status(handle)
-            except QUERY_ERRORS as exc:
-                view.failure = query_problem(exc)
-            if closing.done():
-                break
-            on_update(view)
-            if (last is not None and until(last)) or (deadline is not None and loop.time() >= deadline):
-                return view
-            await asyncio.wait({closing}, timeout=interval)
-        final = closing.result()
-        if final.result is None:
-            final.status = final.status or last
-        final.run_id = handle.result_run_id
-        return final
-    finally:
-        closing.cancel()
+    return await READER.watch(handle, on_update, until=until, interval=interval, within=within)
 
 
 async def send_command(

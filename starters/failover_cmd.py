@@ -10,8 +10,6 @@ Exit codes: 0 done (or dry run), 1 the failover or the command failed, 2 invalid
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +41,6 @@ from starters.plan_cmd import load_or_exit
 from starters.progress_view import format_seconds, planned_calls_view, result_view, rpo_text, status_view
 from starters.temporal_cli import (
     POLL_SECONDS,
-    QUERY_ERRORS,
     UPDATE_TIMEOUT,
     AddressOption,
     ByOption,
@@ -52,17 +49,14 @@ from starters.temporal_cli import (
     NamespaceOption,
     TaskQueueOption,
     WorkflowListing,
+    WorkflowReader,
     WorkflowView,
     current_user,
     describe_workflow,
     echo_started,
     failure_message,
-    failure_result,
     json_line,
     json_output,
-    not_found,
-    query_problem,
-    query_status,
     quoted,
     rpc_message,
     run_watching,
@@ -71,7 +65,6 @@ from starters.temporal_cli import (
     start_workflow_once,
     status_name,
     temporal_settings,
-    wait_closed,
     watch_and_print,
 )
 
@@ -165,19 +158,9 @@ def parse_outage_start(value: str, now: datetime | None = None) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def result_from_failure(err: BaseException) -> FailoverResult | None:
-    """The FailoverResult a failed FailoverWorkflow attaches to its ApplicationError, if any."""
-    return failure_result(err, FailoverResult, "outcome", "steps")
-
-
-# ---- what a failover looks like from outside ------------------------------------------------------
-
-
 @dataclass
 class FailoverView(WorkflowView[FailoverStatus, FailoverResult]):
     """Everything the starter can learn about one failover workflow."""
-
-    run_id: str | None = None
 
     @property
     def settled(self) -> bool:
@@ -200,18 +183,11 @@ class FailoverView(WorkflowView[FailoverStatus, FailoverResult]):
         return 0
 
 
-async def _closed_view(handle: WorkflowHandle[Any, FailoverResult]) -> FailoverView:
-    """Wait for the workflow to close and describe how it ended."""
-    state, result, failure = await wait_closed(handle, result_from_failure)
-    return FailoverView(handle.id, state, result=result, failure=failure)
-
-
-async def _query_status(handle: WorkflowHandle[Any, Any]) -> FailoverStatus:
-    return await query_status(handle, FailoverStatus)
-
-
-def failover_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, FailoverResult]:
-    return client.get_workflow_handle(workflow_id, result_type=FailoverResult)
+READER = WorkflowReader(
+    FailoverStatus, FailoverResult, FailoverView, ("outcome", "steps"), FailoverCommandError, WorkflowNotFound
+)
+result_from_failure = READER.result_from_failure
+failover_handle = READER.handle
 
 
 async def failover_view(client: Client, workflow_id: str) -> FailoverView:
@@ -225,21 +201,7 @@ async def failover_view(client: Client, workflow_id: str) -> FailoverView:
         unknown=WorkflowNotFound,
         list_hint=" (list them with `drctl failover list --all`)",
     )
-    state = status_name(description.status)
-    if state == "Running":
-        view = FailoverView(workflow_id, state, run_id=description.run_id)
-        try:
-            view.status = await _query_status(handle)
-        except QUERY_ERRORS as exc:
-            view.failure = query_problem(exc)
-        return view
-    view = await _closed_view(handle)
-    view.run_id = description.run_id
-    if view.result is None:
-        # A closed workflow is only queryable while a worker can replay it; the failure says enough.
-        with contextlib.suppress(*QUERY_ERRORS):
-            view.status = await _query_status(handle)
-    return view
+    return await READER.current(handle, description)
 
 
 # ---- start --------------------------------------------------------------------------------------
@@ -332,31 +294,7 @@ async def watch_failover(
 ) -> FailoverView:
     """Poll the "status" query until the failover is past its cut-over (phase watching or
     completed) or closes; ``on_update`` sees every poll. Returns the final view."""
-    closing = asyncio.create_task(_closed_view(handle))
-    last: FailoverStatus | None = None
-    try:
-        while not closing.done():
-            view = FailoverView(handle.id, "Running", status=last, run_id=handle.result_run_id)
-            try:
-                view.status = last = await _query_status(handle)
-            except QUERY_ERRORS as exc:
-                if not_found(exc):
-                    raise WorkflowNotFound(f"no workflow with id {handle.id}") from exc
-                view.failure = query_problem(exc)
-            if closing.done():
-                break
-            on_update(view)
-            if last is not None and last.phase == "watching":
-                return view
-            # "completed" comes just before the workflow returns: wait for the result itself.
-            await asyncio.wait({closing}, timeout=30 if last is not None and last.phase == "completed" else interval)
-        final = closing.result()
-        if final.result is None:
-            final.status = final.status or last
-        final.run_id = handle.result_run_id
-        return final
-    finally:
-        closing.cancel()
+    return await READER.watch(handle, on_update, until=lambda s: s.phase == "watching", interval=interval)
 
 
 # ---- abort, recovered, list ---------------------------------------------------------------------

@@ -387,6 +387,7 @@ class WorkflowView(Generic[StatusT, ResultT]):
     status: StatusT | None = None  # from the "status" query
     result: ResultT | None = None  # when closed: its result, or the one its failure carries
     failure: str | None = None  # why it failed, or why it could not be queried
+    run_id: str | None = None  # the run described (a continue-as-new starts another under the same id)
 
     @property
     def closed(self) -> bool:
@@ -395,6 +396,110 @@ class WorkflowView(Generic[StatusT, ResultT]):
     def as_json(self) -> dict[str, Any]:
         """Every field as JSON-ready data (messages as dicts)."""
         return dataclasses.asdict(self)
+
+
+class Phased(Protocol):
+    """A workflow's "status" query answer: every one names the phase the workflow is in."""
+
+    @property
+    def phase(self) -> str: ...
+
+
+PhasedT = TypeVar("PhasedT", bound=Phased)
+ReadViewT = TypeVar("ReadViewT", bound="WorkflowView[Any, Any]")
+COMPLETED_PATIENCE = 30.0  # once the status says "completed", how long to wait for the result itself
+
+
+@dataclass(frozen=True)
+class WorkflowReader(Generic[PhasedT, ResultT, ReadViewT]):
+    """How drctl reads one kind of workflow from outside: its "status" query, its result (or the one
+    a failure carries as its first detail, recognised by ``result_keys``), and the view it makes of
+    them. ``error`` is the command group's error, ``unknown`` the one for an id Temporal does not know."""
+
+    status_type: type[PhasedT]
+    result_type: type[ResultT]
+    view_type: Callable[..., ReadViewT]  # (workflow_id, execution_status, status=, result=, failure=, run_id=)
+    result_keys: tuple[str, ...]
+    error: Callable[[str], Exception]
+    unknown: Callable[[str], Exception] | None = None
+
+    def handle(self, client: Client, workflow_id: str) -> WorkflowHandle[Any, ResultT]:
+        """The workflow's newest run (its result follows continue-as-new)."""
+        return client.get_workflow_handle(workflow_id, result_type=self.result_type)
+
+    def result_from_failure(self, err: BaseException) -> ResultT | None:
+        return failure_result(err, self.result_type, *self.result_keys)
+
+    async def query(self, handle: WorkflowHandle[Any, Any]) -> PhasedT:
+        return await query_status(handle, self.status_type)
+
+    async def closed(self, handle: WorkflowHandle[Any, ResultT]) -> ReadViewT:
+        """Wait for the workflow to close and describe how it ended."""
+        state, result, failure = await wait_closed(handle, self.result_from_failure)
+        return self.view_type(handle.id, state, result=result, failure=failure)
+
+    async def current(
+        self, handle: WorkflowHandle[Any, ResultT], description: WorkflowExecutionDescription
+    ) -> ReadViewT:
+        """The workflow as ``description`` found it: the "status" query while it runs; once closed,
+        its result (or the one its failure carries), and the last status when there is no result and
+        a worker can still answer the query (a closed run answers only while one can replay it)."""
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            view = self.view_type(handle.id, "Running", run_id=description.run_id)
+            try:
+                view.status = await self.query(handle)
+            except QUERY_ERRORS as exc:
+                view.failure = query_problem(exc)
+            return view
+        view = await self.closed(handle)
+        view.run_id = description.run_id
+        if view.result is None:
+            with contextlib.suppress(*QUERY_ERRORS):
+                view.status = await self.query(handle)
+        return view
+
+    async def watch(
+        self,
+        handle: WorkflowHandle[Any, ResultT],
+        on_update: Callable[[ReadViewT], None],
+        *,
+        until: Callable[[PhasedT], bool] | None = None,
+        interval: float = POLL_SECONDS,
+        within: float | None = None,
+    ) -> ReadViewT:
+        """Poll the "status" query until the workflow closes, ``until(status)`` holds, or ``within``
+        seconds have passed; ``on_update`` sees every poll. The view returned is the last poll's, or
+        once closed the closed view with the last status seen when it has no result."""
+        closing = asyncio.create_task(self.closed(handle))
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        last: PhasedT | None = None
+        try:
+            while not closing.done():
+                view = self.view_type(handle.id, "Running", status=last, run_id=handle.result_run_id)
+                try:
+                    view.status = last = await self.query(handle)
+                except QUERY_ERRORS as exc:
+                    if not_found(exc):
+                        raise (self.unknown or self.error)(f"no workflow with id {handle.id}") from exc
+                    view.failure = query_problem(exc)
+                if closing.done():
+                    break
+                on_update(view)
+                if (last is not None and until is not None and until(last)) or (
+                    deadline is not None and loop.time() >= deadline
+                ):
+                    return view
+                # "completed" comes just before the workflow returns: wait for the result itself.
+                completing = last is not None and last.phase == "completed"
+                await asyncio.wait({closing}, timeout=COMPLETED_PATIENCE if completing else interval)
+            final = closing.result()
+            if final.result is None:
+                final.status = final.status or last
+            final.run_id = handle.result_run_id
+            return final
+        finally:
+            closing.cancel()
 
 
 class Reportable(Protocol):
