@@ -118,6 +118,37 @@ class Namespace:
         return servicebus_namespace(self.subscription, self.resource_group, self.name)
 
 
+def _unpaired_when_done(
+    ns: Namespace,
+    alias: str,
+    cfg: AliasConfig,
+    kind: str,
+    *,
+    partner: Namespace | None,
+    partner_cfg: AliasConfig | None,
+    spare_failing_over: bool = False,
+) -> Callable[[], None]:
+    """The completion of a fail-over or break-pairing (``kind``) started on ``ns``: unless the alias
+    changed meanwhile, ``cfg`` becomes an unpaired primary and the partner's configuration of the alias
+    is removed (with ``spare_failing_over``, not while that one is failing over itself)."""
+    key = alias.lower()
+
+    def done() -> None:
+        if ns.configs.get(key) is not cfg or cfg.in_flight != kind:
+            return
+        cfg.role = PRIMARY_NOT_REPLICATING
+        cfg.partner_id = ""
+        cfg.replication = None
+        cfg.provisioning_state = SUCCEEDED
+        cfg.in_flight = None
+        if partner is None or partner_cfg is None or partner.configs.get(key) is not partner_cfg:
+            return
+        if not (spare_failing_over and partner_cfg.in_flight == "failover"):
+            del partner.configs[key]
+
+    return done
+
+
 def _key(subscription: str, group: str, name: str) -> tuple[str, str, str]:
     return (subscription.lower(), group.lower(), name.lower())
 
@@ -400,17 +431,7 @@ class ServiceBusProvider:
         if old_cfg is not None and old_cfg.partner_id.lower() == ns.id.lower():
             old_cfg.in_flight = "failover"
 
-        def failed_over() -> None:
-            if ns.configs.get(alias.lower()) is not cfg or cfg.in_flight != "failover":
-                return
-            cfg.role = PRIMARY_NOT_REPLICATING
-            cfg.partner_id = ""
-            cfg.replication = None
-            cfg.provisioning_state = SUCCEEDED
-            cfg.in_flight = None
-            if old_primary is not None and old_primary.configs.get(alias.lower()) is old_cfg:
-                del old_primary.configs[alias.lower()]
-
+        failed_over = _unpaired_when_done(ns, alias, cfg, "failover", partner=old_primary, partner_cfg=old_cfg)
         self.world.operations.start(FAIL_OVER, duration, failed_over)
         return json_response(None, 200)
 
@@ -437,22 +458,10 @@ class ServiceBusProvider:
         secondary = self._by_id(cfg.partner_id)
         secondary_cfg = secondary.configs.get(alias.lower()) if secondary is not None else None
 
-        def broken() -> None:
-            if ns.configs.get(alias.lower()) is not cfg or cfg.in_flight != "breakPairing":
-                return
-            cfg.role = PRIMARY_NOT_REPLICATING
-            cfg.partner_id = ""
-            cfg.replication = None
-            cfg.provisioning_state = SUCCEEDED
-            cfg.in_flight = None
-            if (
-                secondary is not None
-                and secondary_cfg is not None
-                and secondary.configs.get(alias.lower()) is secondary_cfg
-                and secondary_cfg.in_flight != "failover"
-            ):
-                del secondary.configs[alias.lower()]
-
+        # A fail-over the secondary started meanwhile keeps its configuration (it becomes the primary).
+        broken = _unpaired_when_done(
+            ns, alias, cfg, "breakPairing", partner=secondary, partner_cfg=secondary_cfg, spare_failing_over=True
+        )
         self.world.operations.start(BREAK_PAIRING, self.world.latencies.get(BREAK_PAIRING), broken)
         return json_response(None, 200)
 
