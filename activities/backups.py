@@ -13,7 +13,6 @@ and promote refuses to read from one that is not sealed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import datetime as dt
@@ -111,7 +110,6 @@ PROMOTION_STARTED = "started"
 PROMOTION_DONE = "promoted"
 PROMOTION_UNDONE = "undone"
 # Catalog reads in flight at once when looking up every tenant's newest recovery point.
-AGES_CONCURRENCY = 8
 
 
 def _catalog_error(error: CatalogError) -> ApplicationError:
@@ -962,31 +960,21 @@ class BackupActivities:
         return True
 
 
-async def tenant_recovery_point_ages(
-    catalog: BackupCatalog, plan: DrPlan, now: dt.datetime, *, concurrency: int = AGES_CONCURRENCY
-) -> RecoveryPointAgesResult:
+async def tenant_recovery_point_ages(catalog: BackupCatalog, plan: DrPlan, now: dt.datetime) -> RecoveryPointAgesResult:
     """Every tenant's newest completed recovery point in ``catalog`` and how old it is at ``now``
-    (shared by backups.recovery_point_ages and the readiness checks). A catalog that does not exist
-    yet (no SQLite file, no PostgreSQL table) means no tenant has one; it is not created by looking."""
+    (shared by backups.recovery_point_ages and the readiness checks), read for the whole plan over one
+    catalog connection rather than a query per tenant. A catalog that does not exist yet (no SQLite
+    file, no PostgreSQL table) means no tenant has one; looking does not create it."""
     measured_at = utc_iso(now)
-    if not await catalog.exists():
-        return RecoveryPointAgesResult(
-            plan.name,
-            measured_at,
-            catalog_found=False,
-            tenants=tuple(TenantRecoveryPointAge(t.id, plan.tenant_rpo_seconds(t)) for t in plan.tenants),
-        )
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def newest(tenant_id: str, target: int) -> TenantRecoveryPointAge:
-        async with gate:
-            found = await catalog.list_for_tenant(tenant_id, status=STATUS_COMPLETED, limit=1)
-        heartbeat({"tenant": tenant_id})
-        if not found:
-            return TenantRecoveryPointAge(tenant_id, target)
-        point = found[0]
+    found = await catalog.exists()
+    newest = await catalog.newest_for_tenants((t.id for t in plan.tenants), status=STATUS_COMPLETED) if found else {}
+    ages: list[TenantRecoveryPointAge] = []
+    for tenant in plan.tenants:
+        target = plan.tenant_rpo_seconds(tenant)
+        point = newest.get(tenant.id)
+        if point is None:
+            ages.append(TenantRecoveryPointAge(tenant.id, target))
+            continue
         age = max(0.0, (now - parse_utc(point.created_at)).total_seconds())
-        return TenantRecoveryPointAge(tenant_id, target, point.recovery_point_id, point.created_at, age)
-
-    ages = await asyncio.gather(*(newest(t.id, plan.tenant_rpo_seconds(t)) for t in plan.tenants))
-    return RecoveryPointAgesResult(plan.name, measured_at, catalog_found=True, tenants=tuple(ages))
+        ages.append(TenantRecoveryPointAge(tenant.id, target, point.recovery_point_id, point.created_at, age))
+    return RecoveryPointAgesResult(plan.name, measured_at, catalog_found=found, tenants=tuple(ages))

@@ -6,9 +6,9 @@ standard library on worker threads, so several processes, worker and drctl, can 
 PostgreSQL (``postgresql://user:password@host:port/database``; psycopg 3). The queries are written
 once; a small backend layer holds what differs: the driver, placeholders, column types (JSON text and
 ISO 8601 UTC text that sorts as time on SQLite, the seed schema's JSONB and TIMESTAMPTZ on PostgreSQL),
-how a write keeps other writers out, and how driver errors become CatalogError. Each call opens its
-own connection, so a catalog object needs no closing and may be used from any event loop. Passwords
-stay in this module: every message shows the URL redacted.
+how a write keeps other writers out, how a list of tenant ids reaches a query, and how driver errors
+become CatalogError. Each call opens its own connection, so a catalog object needs no closing and may
+be used from any event loop. Passwords stay in this module: every message shows the URL redacted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -115,6 +115,14 @@ NEWEST_FIRST = " ORDER BY CreatedAt DESC, RecoveryPointId DESC"
 UPSERT = (
     f"INSERT INTO BackupCatalog ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "  # noqa: S608
     "ON CONFLICT (RecoveryPointId) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+)
+
+# Each listed tenant's newest recovery point: for every id of {tenants} (the backend's one-column
+# relation ``id``) one probe of idx_tenant_created, however many points the catalog holds. {status}
+# is empty or a status filter, whose parameter comes before the ids'.
+NEWEST_OF_TENANTS = (
+    f"{SELECT} WHERE RecoveryPointId IN (SELECT (SELECT RecoveryPointId FROM BackupCatalog "  # noqa: S608  (no input)
+    f"WHERE TenantId = wanted.id{{status}}{NEWEST_FIRST} LIMIT 1) FROM ({{tenants}}) AS wanted)"
 )
 
 # Fields that name a recovery point: registering the same id with other values is a conflict.
@@ -220,6 +228,7 @@ class _Backend(ABC):
     timestamp_type: ClassVar[str]
     json_type: ClassVar[str]
     driver_errors: ClassVar[tuple[type[Exception], ...]]
+    tenants_per_statement: ClassVar[int]  # how many tenant ids one statement of tenant_list() carries
 
     def __init__(self, url: str) -> None:
         self.shown = redact_url(url)
@@ -237,6 +246,10 @@ class _Backend(ABC):
     def session(self, *, lock: str | None = None) -> contextlib.AbstractAsyncContextManager[_Session]:
         """One transaction, committed when the block ends normally and rolled back otherwise. ``lock``:
         a recovery point id that no other writer may read-and-write until this transaction ends."""
+
+    @abstractmethod
+    def tenant_list(self, tenant_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """A subquery whose one column ``id`` holds ``tenant_ids``, and its arguments."""
 
     @abstractmethod
     def encode_json(self, value: Any) -> Any: ...
@@ -334,6 +347,8 @@ class _SqliteBackend(_Backend):
     timestamp_type = "TIMESTAMP"
     json_type = "JSON"
     driver_errors = (sqlite3.Error, OSError)
+    # A parameter per id: with the status, far below the 999 a statement may have before SQLite 3.32.
+    tenants_per_statement = 400
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -383,6 +398,10 @@ class _SqliteBackend(_Backend):
         finally:
             thread.shutdown(wait=False)
 
+    def tenant_list(self, tenant_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        rows = ", ".join("(?)" for _ in tenant_ids)
+        return f"SELECT column1 AS id FROM (VALUES {rows})", tuple(tenant_ids)  # noqa: S608  (placeholders only)
+
     def encode_json(self, value: Any) -> Any:
         return json.dumps(value)
 
@@ -414,6 +433,8 @@ class _PostgresBackend(_Backend):
     timestamp_type = "TIMESTAMPTZ"
     json_type = "JSONB"
     driver_errors = (psycopg.Error,)
+    # One array parameter however many ids; the limit only keeps each answer to a few megabytes.
+    tenants_per_statement = 10_000
     # Serializes schema creation: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
     SCHEMA_LOCK = 0x0DCA7A1060
 
@@ -468,6 +489,9 @@ class _PostgresBackend(_Backend):
                 yield _PostgresSession(conn)
         except psycopg.Error as exc:
             raise self.error(exc, opening=False) from None
+
+    def tenant_list(self, tenant_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        return "SELECT unnest(?::text[]) AS id", (list(tenant_ids),)
 
     def encode_json(self, value: Any) -> Any:
         return Jsonb(value)
@@ -625,6 +649,30 @@ class BackupCatalog:
             query += " LIMIT ?"
             args.append(limit)
         return await self._query(query, args)
+
+    async def newest_for_tenants(
+        self, tenant_ids: Iterable[str], *, status: str | None = None
+    ) -> dict[str, RecoveryPoint]:
+        """Each tenant's newest recovery point (of ``status`` if given), the one ``list_for_tenant(tenant,
+        status=status, limit=1)`` returns, for many tenants at once: one connection and one statement per
+        ``tenants_per_statement`` tenants instead of a connection and a query per tenant. Tenants
+        without one are left out; the others keep the order of ``tenant_ids``."""
+        if isinstance(tenant_ids, str):
+            raise TypeError(f"tenant_ids takes a collection of tenant ids, not one string: pass [{tenant_ids!r}]")
+        wanted = list(dict.fromkeys(tenant_ids))
+        if not wanted:
+            return {}
+        step = self._db.tenants_per_statement
+        status_filter, status_args = ("", ()) if status is None else (" AND Status = ?", (status,))
+        found: dict[str, RecoveryPoint] = {}
+        async with self._db.session() as session:
+            for start in range(0, len(wanted), step):
+                tenants, tenant_args = self._db.tenant_list(wanted[start : start + step])
+                sql = NEWEST_OF_TENANTS.format(status=status_filter, tenants=tenants)
+                for row in await session.fetch(sql, (*status_args, *tenant_args)):
+                    point = self._db.decode(row)
+                    found[point.tenant_id] = point
+        return {tenant: found[tenant] for tenant in wanted if tenant in found}
 
     async def list_recent(self, *, status: str | None = None, limit: int | None = None) -> list[RecoveryPoint]:
         """Every tenant's recovery points, newest first (what ``drctl backup list`` shows)."""

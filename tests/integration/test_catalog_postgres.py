@@ -1,13 +1,16 @@
 """The backup catalog on a real PostgreSQL (the session's private cluster) and, where the behaviour is
-the backends' shared contract, on SQLite too: the recovery point life cycle, list order, concurrent
-writers, the seed schema's column types, redacted errors, and the backup activities over PostgreSQL."""
+the backends' shared contract, on SQLite too: the recovery point life cycle, list order, many tenants'
+newest points in one read, concurrent writers, the seed schema's column types, redacted errors, and
+the backup activities over PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import psycopg
 import pytest
@@ -171,6 +174,111 @@ class TestListing:
             recovery_point_id(dt.datetime(2026, 3, 20, 8, tzinfo=dt.UTC), "eastus", TENANT),
         ]
         assert [p.status for p in await catalog.list_recent(status=STATUS_IN_PROGRESS)] == [STATUS_IN_PROGRESS]
+
+
+class TestNewestForTenants:
+    STATUSES = (None, STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_PROGRESS)
+    # Tenants with points of every kind, one with none, and one the catalog never heard of.
+    TENANTS = (TENANT, OTHER, "t0004-stark", "t0005-wayne", "t0006-acme", "t0404-unknown")
+
+    @pytest.fixture
+    async def filled(self, catalog: BackupCatalog) -> BackupCatalog:
+        """TENANT: completed points, then newer failed and in-progress ones; OTHER: two completed points
+        created at the same moment in two regions; stark: only a failed one; wayne: only one in progress;
+        acme: a completed point and an older failed one."""
+        for day in (1, 5, 3):
+            await catalog.register(point_at(TENANT, dt.datetime(2026, 3, day, 8, tzinfo=dt.UTC)))
+        failed = point_at(TENANT, dt.datetime(2026, 3, 6, 8, tzinfo=dt.UTC), STATUS_IN_PROGRESS)
+        await catalog.register(failed)
+        await catalog.fail(failed.recovery_point_id, "disk full")
+        await catalog.register(point_at(TENANT, dt.datetime(2026, 3, 7, 8, tzinfo=dt.UTC), STATUS_IN_PROGRESS))
+        twin = point_at(OTHER, START)
+        await catalog.register(twin)
+        await catalog.register(
+            dataclasses.replace(twin, recovery_point_id=recovery_point_id(START, "westus", OTHER), region="westus")
+        )
+        stark = point_at("t0004-stark", START, STATUS_IN_PROGRESS)
+        await catalog.register(stark)
+        await catalog.fail(stark.recovery_point_id, "timeout")
+        await catalog.register(point_at("t0005-wayne", START, STATUS_IN_PROGRESS))
+        acme = point_at("t0006-acme", START - dt.timedelta(hours=1), STATUS_IN_PROGRESS)
+        await catalog.register(acme)
+        await catalog.fail(acme.recovery_point_id, "throttled")
+        done = point_at("t0006-acme", START, STATUS_IN_PROGRESS)
+        await catalog.register(done)
+        await complete(catalog, done.recovery_point_id)
+        return catalog
+
+    @staticmethod
+    async def one_by_one(
+        catalog: BackupCatalog, tenants: tuple[str, ...], status: str | None
+    ) -> dict[str, RecoveryPoint]:
+        """What a query per tenant finds: each tenant's first point of list_for_tenant, if it has one."""
+        found = {t: await catalog.list_for_tenant(t, status=status, limit=1) for t in tenants}
+        return {t: points[0] for t, points in found.items() if points}
+
+    @pytest.mark.parametrize("status", STATUSES)
+    async def test_finds_what_a_query_per_tenant_finds(self, filled: BackupCatalog, status: str | None) -> None:
+        """For every status filter, each tenant's newest point is the one list_for_tenant puts first."""
+        batch = await filled.newest_for_tenants(self.TENANTS, status=status)
+        assert batch == await self.one_by_one(filled, self.TENANTS, status)
+        assert list(batch) == [t for t in self.TENANTS if t in batch]
+        assert all(point.tenant_id == tenant for tenant, point in batch.items())
+
+    async def test_newest_completed_skips_newer_failed_and_in_progress_points(self, filled: BackupCatalog) -> None:
+        """The newest completed point is chosen past newer failed or running ones; the id breaks a tie of times."""
+        newest = await filled.newest_for_tenants(self.TENANTS, status=STATUS_COMPLETED)
+        assert {t: p.recovery_point_id for t, p in newest.items()} == {
+            TENANT: recovery_point_id(dt.datetime(2026, 3, 5, 8, tzinfo=dt.UTC), "eastus", TENANT),
+            OTHER: recovery_point_id(START, "westus", OTHER),
+            "t0006-acme": recovery_point_id(START, "eastus", "t0006-acme"),
+        }
+        assert newest["t0006-acme"].packages == (PACKAGE,)
+        anything = await filled.newest_for_tenants([TENANT, "t0005-wayne"])
+        assert [p.status for p in anything.values()] == [STATUS_IN_PROGRESS, STATUS_IN_PROGRESS]
+
+    async def test_empty_list_is_an_empty_answer_and_creates_nothing(self, catalog: BackupCatalog) -> None:
+        """No tenants means no points, on a catalog that does not exist yet (left uncreated) and on one that does."""
+        assert await catalog.newest_for_tenants([]) == {}
+        assert not await catalog.exists()
+        await catalog.register(point_at(TENANT, START))
+        assert await catalog.newest_for_tenants((), status=STATUS_COMPLETED) == {}
+
+    async def test_a_list_longer_than_one_statement_is_read_in_chunks(
+        self, filled: BackupCatalog, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Tenants beyond one statement's share, repeated ones included, are all answered over one connection."""
+        db = filled._db
+        monkeypatch.setattr(db, "tenants_per_statement", 2)
+        sessions: list[dict[str, Any]] = []
+        chunks: list[tuple[str, ...]] = []
+        session, tenant_list = db.session, db.tenant_list
+
+        def counted_session(**kwargs: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+            sessions.append(kwargs)
+            return session(**kwargs)
+
+        def recorded_list(tenant_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+            chunks.append(tuple(tenant_ids))
+            return tenant_list(tenant_ids)
+
+        tenants = (*self.TENANTS, TENANT, *reversed(self.TENANTS))
+        for status in self.STATUSES:
+            expected = await self.one_by_one(filled, self.TENANTS, status)
+            sessions.clear()
+            chunks.clear()
+            with monkeypatch.context() as patch:
+                patch.setattr(db, "session", counted_session)
+                patch.setattr(db, "tenant_list", recorded_list)
+                batch = await filled.newest_for_tenants(iter(tenants), status=status)
+            assert batch == expected
+            assert list(batch) == [t for t in self.TENANTS if t in batch]
+            assert (len(sessions), chunks) == (1, [self.TENANTS[0:2], self.TENANTS[2:4], self.TENANTS[4:6]])
+
+    async def test_one_string_is_refused(self, catalog: BackupCatalog) -> None:
+        """A tenant id passed alone, not in a list, is refused rather than read as one tenant per character."""
+        with pytest.raises(TypeError, match=r"pass \['t0001-globex'\]"):
+            await catalog.newest_for_tenants(TENANT)
 
 
 class TestConcurrentWriters:

@@ -4,6 +4,7 @@ real aio SDK clients and the ops API over HTTPS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -22,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
 from activities.azure import Estates
-from activities.backups import BackupActivities
+from activities.backups import BackupActivities, tenant_recovery_point_ages
 from activities.catalog import BackupCatalog
 from activities.integrity import generate_private_key
 from activities.readiness import ReadinessActivities
@@ -30,11 +31,14 @@ from activities.servicebus import ServiceBusActivities
 from domain.messages.backups import (
     BACKUP_INCREMENTAL,
     STATUS_COMPLETED,
+    STATUS_IN_PROGRESS,
     CopyPackageInput,
     ListSegmentsInput,
     RecoveryPoint,
     RecoveryPointAgesInput,
+    RecoveryPointAgesResult,
     RegisterRecoveryPointInput,
+    TenantRecoveryPointAge,
     WriteManifestInput,
     recovery_point_id,
     utc_iso,
@@ -648,6 +652,99 @@ class TestDetectsEachProblemOnItsOwn:
         assert "no backup has run there" in check.detail
         assert not path.exists()
         assert not await missing.exists()
+
+
+async def record_failed(catalog: BackupCatalog, plan: DrPlan, tenant_id: str, age: dt.timedelta) -> None:
+    """A failed recovery point of ``tenant_id`` created ``age`` ago (catalog row only)."""
+    created = dt.datetime.now(dt.UTC) - age
+    rp = recovery_point_id(created, plan.primary_region, tenant_id)
+    await catalog.register(
+        RecoveryPoint(
+            rp, tenant_id, plan.primary_region, BACKUP_INCREMENTAL, utc_iso(created), STATUS_IN_PROGRESS, "1.0.0"
+        )
+    )
+    await catalog.fail(rp, "package upload failed")
+
+
+class TestRecoveryPointsInOneRead:
+    async def test_every_tenant_is_read_over_one_catalog_connection(
+        self, plan: DrPlan, make_estates: Any, catalog: BackupCatalog, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The run reads all of the local estate's tenants' newest recovery points over a single catalog connection."""
+        await record_point(catalog, plan, PRO_TENANT, dt.timedelta(minutes=1))
+        sessions: list[dict[str, Any]] = []
+        session = catalog._db.session
+
+        def counted(**kwargs: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+            sessions.append(kwargs)
+            return session(**kwargs)
+
+        monkeypatch.setattr(catalog._db, "session", counted)
+        report = await readiness_for(make_estates(plan), catalog=catalog).check(ReadinessInput(plan.name))
+        check = by_key(report)[CHECK_RECOVERY_POINTS]
+        total = len(plan.tenants)
+        assert total >= 300
+        assert check.status == FAIL
+        assert check.detail.startswith(
+            f"1/{total} tenant(s) within their RPO target, {total - 1} without any completed recovery point"
+        )
+        assert len(sessions) == 1
+
+    async def test_ages_are_those_of_each_tenants_newest_completed_point(
+        self, small_plan: DrPlan, any_catalog_url: str
+    ) -> None:
+        """On either backend each tenant is aged by the point list_for_tenant finds first among its completed
+        ones, past newer failed or running ones; a tenant with only failed points has none."""
+        catalog = BackupCatalog(any_catalog_url)
+        await record_point(catalog, small_plan, PRO_TENANT, dt.timedelta(hours=5))
+        chosen = await record_point(catalog, small_plan, PRO_TENANT, dt.timedelta(minutes=20))
+        await record_failed(catalog, small_plan, PRO_TENANT, dt.timedelta(minutes=10))
+        created = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        await catalog.register(
+            RecoveryPoint(
+                recovery_point_id(created, small_plan.primary_region, PRO_TENANT),
+                PRO_TENANT,
+                small_plan.primary_region,
+                BACKUP_INCREMENTAL,
+                utc_iso(created),
+                STATUS_IN_PROGRESS,
+                "1.0.0",
+            )
+        )
+        await record_failed(catalog, small_plan, FREE_TENANT, dt.timedelta(minutes=2))
+        await record_point(catalog, small_plan, ENTERPRISE_TENANT, dt.timedelta(minutes=3))
+        now = dt.datetime.now(dt.UTC)
+
+        ages = await tenant_recovery_point_ages(catalog, small_plan, now)
+
+        expected = []
+        for tenant in small_plan.tenants:
+            target = small_plan.tenant_rpo_seconds(tenant)
+            newest = await catalog.list_for_tenant(tenant.id, status=STATUS_COMPLETED, limit=1)
+            if not newest:
+                expected.append(TenantRecoveryPointAge(tenant.id, target))
+                continue
+            age = (now - dt.datetime.fromisoformat(newest[0].created_at)).total_seconds()
+            expected.append(
+                TenantRecoveryPointAge(tenant.id, target, newest[0].recovery_point_id, newest[0].created_at, age)
+            )
+        assert ages == RecoveryPointAgesResult(small_plan.name, utc_iso(now), True, tuple(expected))
+        by_tenant = {t.tenant_id: t for t in ages.tenants}
+        assert by_tenant[PRO_TENANT].recovery_point_id == chosen.recovery_point_id
+        assert 1195 <= (by_tenant[PRO_TENANT].age_seconds or 0) <= 1260
+        assert by_tenant[FREE_TENANT].recovery_point_id is None
+        assert [t.tenant_id for t in ages.tenants if t.recovery_point_id] == [PRO_TENANT, ENTERPRISE_TENANT]
+
+    async def test_a_catalog_not_created_yet_gives_every_tenant_none(
+        self, small_plan: DrPlan, any_catalog_url: str
+    ) -> None:
+        """On either backend a catalog no backup has written yet ages no tenant and is not created by looking."""
+        catalog = BackupCatalog(any_catalog_url)
+        now = dt.datetime.now(dt.UTC)
+        ages = await tenant_recovery_point_ages(catalog, small_plan, now)
+        none = tuple(TenantRecoveryPointAge(t.id, small_plan.tenant_rpo_seconds(t)) for t in small_plan.tenants)
+        assert ages == RecoveryPointAgesResult(small_plan.name, utc_iso(now), False, none)
+        assert not await catalog.exists()
 
 
 class TestResourcesAsPlanned:
