@@ -5,7 +5,11 @@ targets, signed and stored beside the plan's evidence. Blackout windows skip the
 
 RTO actual is the failover's measured RTO (start to SLO green); RPO actual is the failover's
 measured data-loss window. Both measure the failover mechanism the drill exercised; the age of
-the sampled tenants' newest recovery point at the drill's start is reported as a finding."""
+the sampled tenants' newest recovery point at the drill's start is reported as a finding.
+
+A cancelled drill leaves nothing half-done: it lets what the cancel interrupted end, fails the drill
+estate back once its failover has started, stores its report (failed, saying when it was cancelled),
+and only then ends as cancelled."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.converter import value_to_type
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -88,6 +92,33 @@ def _seconds_between(started: str | None, finished: str | None) -> float | None:
     return round((_parse(finished) - _parse(started)).total_seconds(), 3)
 
 
+def _cancelled(err: BaseException) -> bool:
+    """Whether ``err`` is this drill's own cancellation, however it surfaced: an activity or child
+    cancelled with the drill raises its own error. A child cancelled by someone else is a failure."""
+    return workflow.cancellation_reason() is not None and is_cancelled_exception(err)
+
+
+def _raise_if_cancelled() -> None:
+    """End the run once the drill was cancelled, also when a phase absorbed the cancel: a failover
+    cancelled inside an activity ends failed, not cancelled, and the failback is shielded."""
+    if workflow.cancellation_reason() is not None:
+        raise asyncio.CancelledError
+
+
+async def _shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if the drill is cancelled meanwhile: a failback cut short leaves
+    traffic split between the regions, a report store cut short loses the report. Temporal delivers
+    a cancel once; the run finds it afterwards through _raise_if_cancelled."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        try:
+            await workflow.wait([task])
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is None:  # not a cancel of the drill: the worker evicts it
+                raise
+    return task.result()
+
+
 def _carried(err: BaseException, result_type: type[T]) -> T | None:
     """The result a failed child workflow attached to its ApplicationError (FailoverResult, FailbackResult)."""
     seen: BaseException | None = err
@@ -122,6 +153,7 @@ class DrillWorkflow:
         self.children: dict[str, str] = {}  # step key -> child workflow id
         self.failover: FailoverResult | None = None
         self.backup_ages: dict[str, float | None] = {}
+        self.chains: list[asyncio.Task[None]] = []  # one backup → restore → integrity chain per tenant
         self.report: DrillReport | None = None
 
     @workflow.query(name="status")
@@ -144,6 +176,15 @@ class DrillWorkflow:
         self.started_at = now_iso()
         start = workflow.now()
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan)])
+        try:
+            return await self._drill(inp, start)
+        except BaseException as err:
+            if not _cancelled(err):
+                raise
+            await self._wind_down(inp, start)
+            raise
+
+    async def _drill(self, inp: DrillInput, start: datetime) -> DrillReport:
         self.progress.set_phase("describe")
         facts = self.facts = await workflow.execute_activity(
             "drill.describe",
@@ -165,18 +206,21 @@ class DrillWorkflow:
         # workflow.random() is seeded by Temporal: a replay chooses the same tenants.
         self.tenants = workflow.random().sample(sorted(facts.estate_tenants), wanted)
         self._declare_steps(facts)
+        self.progress.set_phase("backup-ages")
         await self._backup_ages(facts)
+        _raise_if_cancelled()
         self.progress.set_phase("failover")
         await self._failover(inp, facts)
+        _raise_if_cancelled()
         if self.failover is not None and self.failover.outcome in CUT_OVER:
             self.progress.set_phase("restore")
-            await asyncio.gather(*(self._tenant(inp, facts, tenant) for tenant in self.tenants))
+            self.chains = [asyncio.create_task(self._tenant(inp, facts, tenant)) for tenant in self.tenants]
+            await asyncio.gather(*self.chains)
         else:
-            for key in self.progress.table.by_status(PENDING):
-                if key not in ("failback", "report"):
-                    self.progress.mark(key, SKIPPED, "the failover did not complete")
+            self._skip_pending("the failover did not complete", "failback", "report")
         self.progress.set_phase("failback")
         await self._failback(inp, facts)
+        _raise_if_cancelled()
         status = STATUS_FAILED if self.reasons else STATUS_PASSED
         return await self._finish(inp, facts, start, status)
 
@@ -241,12 +285,20 @@ class DrillWorkflow:
                 static_summary=f"Drill failover of {facts.estate}: {facts.estate_primary_region} → "
                 f"{facts.estate_dr_region}",
             )
-            await handle.signal(
-                "primary-recovered", PrimaryRecovered(by="drill", note="a drill: the primary region never failed")
+            # A cancel that reaches the drill while it signals the failover is passed on once the signal
+            # is sent: never a failover left running unawaited while the drill fails back.
+            await _shielded(
+                handle.signal(
+                    "primary-recovered", PrimaryRecovered(by="drill", note="a drill: the primary region never failed")
+                )
             )
+            if workflow.cancellation_reason() is not None:
+                handle.cancel()
             result: FailoverResult = await handle
         except (ChildWorkflowError, ApplicationError) as err:
             self.failover = _carried(err, FailoverResult)
+            if _cancelled(err):
+                raise
             reason = f"failover failed: {error_text(err)}"
             self.reasons.append(reason)
             self.progress.mark("failover", FAILED, reason)
@@ -291,6 +343,8 @@ class DrillWorkflow:
             key = f"integrity:{tenant}"
             await self._run_step(key, lambda: self._integrity(facts, tenant, point, restored))
         except (PhaseFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
+            if _cancelled(err):
+                raise
             message = str(err) if isinstance(err, PhaseFailed) else error_text(err)
             self.reasons.append(f"{self.progress.table.get(key).title} failed: {message}")
             for later in ("restore", "integrity"):
@@ -303,7 +357,8 @@ class DrillWorkflow:
         try:
             value, detail = await body()
         except (PhaseFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
-            self.progress.mark(key, FAILED, str(err) if isinstance(err, PhaseFailed) else error_text(err))
+            if not _cancelled(err):  # a step the drill's cancel interrupts is marked by the wind-down
+                self.progress.mark(key, FAILED, str(err) if isinstance(err, PhaseFailed) else error_text(err))
             raise
         self.progress.mark(key, DONE, detail)
         return value
@@ -339,6 +394,8 @@ class DrillWorkflow:
                 summary=f"recovery point ages in {facts.estate}",
             )
         except ActivityError as err:
+            if _cancelled(err):
+                raise
             self.findings.append(f"could not read the drill estate's recovery points: {error_text(err)}")
             return
         start = _parse(self.started_at)
@@ -398,7 +455,8 @@ class DrillWorkflow:
         return None, f"manifest {manifest.manifest_sha256[:12]} signature and Merkle root verified; {evidence_note}"
 
     async def _failback(self, inp: DrillInput, facts: DrillFacts) -> None:
-        """Best effort: bring the drill estate back whenever the failover changed something."""
+        """Best effort: bring the drill estate back whenever the failover changed something. Shielded
+        from the drill's cancel, which would stop it between traffic steps."""
         changed = self.failover is None or any(key != "preflight" for key in self.failover.done)
         if not changed:
             self.progress.mark("failback", SKIPPED, "the failover changed nothing")
@@ -406,20 +464,22 @@ class DrillWorkflow:
         child_id = self._child_id("failback")
         self.progress.mark("failback", RUNNING, f"child workflow {child_id}")
         try:
-            result: FailbackResult = await workflow.execute_child_workflow(
-                "FailbackWorkflow",
-                FailbackInput(
-                    plan=facts.estate,
-                    reason=f"DR drill {workflow.info().workflow_id}: back to {facts.estate_primary_region}",
-                    requested_by=inp.requested_by or "drill",
-                    steps=inp.failback_steps,
-                    soak_seconds=inp.failback_soak_seconds,
-                    interval_seconds=inp.failback_interval_seconds,
-                ),
-                id=child_id,
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                result_type=FailbackResult,
-                static_summary=f"Drill failback of {facts.estate} to {facts.estate_primary_region}",
+            result: FailbackResult = await _shielded(
+                workflow.execute_child_workflow(
+                    "FailbackWorkflow",
+                    FailbackInput(
+                        plan=facts.estate,
+                        reason=f"DR drill {workflow.info().workflow_id}: back to {facts.estate_primary_region}",
+                        requested_by=inp.requested_by or "drill",
+                        steps=inp.failback_steps,
+                        soak_seconds=inp.failback_soak_seconds,
+                        interval_seconds=inp.failback_interval_seconds,
+                    ),
+                    id=child_id,
+                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                    result_type=FailbackResult,
+                    static_summary=f"Drill failback of {facts.estate} to {facts.estate_primary_region}",
+                )
             )
         except (ChildWorkflowError, ApplicationError) as err:
             if error_type(err) == "NothingToFailBack":
@@ -442,6 +502,41 @@ class DrillWorkflow:
             self.findings.append(f"the failback saw {result.breaches} SLO breach(es) and rolled back to retry")
         steps = ", ".join(f"{r.percent}%" for r in result.readings)
         self.progress.mark("failback", DONE, f"traffic back on {facts.estate_primary_region} in steps {steps}")
+
+    # ---- cancellation -----------------------------------------------------------------------
+
+    async def _wind_down(self, inp: DrillInput, start: datetime) -> None:
+        """After the drill's cancel: let the tenant chains end (their children are being cancelled), fail
+        the drill estate back if its failover started, and store the report (failed, saying when it was
+        cancelled). A drill cancelled while reading its plan knows no estate and changed nothing."""
+        phase = self.progress.phase
+        self.progress.set_phase("cancelled")
+        if self.chains:
+            await workflow.wait(self.chains)
+        facts = self.facts
+        if facts is None:
+            return
+        why = workflow.cancellation_reason()
+        self.reasons.append(f"cancelled during {phase}" + (f": {why}" if why else ""))
+        for key in self.progress.table.by_status(RUNNING):
+            self.progress.mark(key, FAILED, "cancelled with the drill")
+        if "failover" not in self.children:
+            self.progress.mark("failback", SKIPPED, "cancelled before the failover started: nothing to fail back")
+        self._skip_pending("the drill was cancelled", "failback", "report")
+        failback = self.progress.table.get("failback")
+        if failback.status == PENDING:
+            self.progress.set_phase("failback")
+            await self._failback(inp, facts)
+        self.findings.append(
+            f"the drill was cancelled during {phase} and wound down: failback {failback.status} ({failback.detail})"
+        )
+        await self._finish(inp, facts, start, STATUS_FAILED)
+        self.progress.set_phase("cancelled")
+
+    def _skip_pending(self, detail: str, *keep: str) -> None:
+        for key in self.progress.table.by_status(PENDING):
+            if key not in keep:
+                self.progress.mark(key, SKIPPED, detail)
 
     # ---- the report ---------------------------------------------------------------------------
 
@@ -491,11 +586,13 @@ class DrillWorkflow:
         try:
             stored: StoreDrillReportResult = await self.progress.run(
                 "report",
-                lambda: workflow.execute_activity(
-                    "drill.store_report",
-                    StoreDrillReportInput(inp.plan, report),
-                    result_type=StoreDrillReportResult,
-                    **activity_options(5, summary="store the drill report"),
+                lambda: _shielded(
+                    workflow.execute_activity(
+                        "drill.store_report",
+                        StoreDrillReportInput(inp.plan, report),
+                        result_type=StoreDrillReportResult,
+                        **activity_options(5, summary="store the drill report"),
+                    )
                 ),
                 lambda r: f"{r.container}/{r.json_blob} and .md, signed by {r.key_id}",
             )

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,9 +23,12 @@ from temporalio.client import (
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -45,6 +48,7 @@ from domain.messages.drill import (
     DrillFacts,
     DrillInput,
     DrillReport,
+    DrillStatus,
     StoreDrillReportInput,
     StoreDrillReportResult,
     VerifyEvidenceInput,
@@ -53,7 +57,7 @@ from domain.messages.drill import (
 from domain.messages.failback import FailbackInput, FailbackResult
 from domain.messages.failover import FailoverInput, FailoverResult, PrimaryRecovered
 from domain.messages.integrity import VerificationResult
-from domain.messages.progress import DONE, Step, StepTable
+from domain.messages.progress import DONE, FAILED, SKIPPED, Step, StepTable
 from domain.messages.restore import (
     OUTCOME_SANDBOX,
     BackupInput,
@@ -91,6 +95,7 @@ class DrillWorld:
     failover_outcome: str = "succeeded"
     failover_error: str | None = None
     restore_error: str | None = None
+    ages_seconds: float = 0.0  # how long reading the recovery point ages takes (real time: an activity)
     newest: dict[str, tuple[str, str]] = field(default_factory=dict)  # tenant -> (recovery point, created at)
     # How long each fake child takes (workflow time); the dev-server schedule test sets it to 0.
     child_seconds: dict[str, float] = field(
@@ -172,6 +177,7 @@ class DrillWorld:
         @activity.defn(name="backups.recovery_point_ages")
         async def ages(arg: RecoveryPointAgesInput) -> RecoveryPointAgesResult:
             self.calls.append(("backups.recovery_point_ages", arg))
+            await asyncio.sleep(self.ages_seconds)
             now = iso(dt.datetime.now(dt.UTC))
             tenants = tuple(
                 TenantRecoveryPointAge(t, RPO_TARGET, *self.newest.get(t, (None, None)))
@@ -318,16 +324,78 @@ async def serving(client: Client, world: DrillWorld, task_queue: str) -> AsyncIt
         yield
 
 
+async def start_drill(client: Client, task_queue: str, **fields: Any) -> Handle:
+    """Start one drill of plan local (a worker must serve the task queue)."""
+    return await client.start_workflow(
+        DrillWorkflow.run,
+        DrillInput(plan="local", requested_by="sre", **fields),
+        id=f"drill-local-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )
+
+
 async def drill(env: WorkflowEnvironment, world: DrillWorld, task_queue: str, **fields: Any) -> DrillReport:
     """Run one drill of plan local to its end; its report."""
     async with serving(env.client, world, task_queue):
-        handle: Handle = await env.client.start_workflow(
-            DrillWorkflow.run,
-            DrillInput(plan="local", requested_by="sre", **fields),
-            id=f"drill-local-{uuid.uuid4().hex[:8]}",
-            task_queue=task_queue,
-        )
+        handle = await start_drill(env.client, task_queue, **fields)
         return await handle.result()
+
+
+@dataclass
+class CancelledDrill:
+    """How a drill cancelled mid-run ended: the error awaiting it raised, its last status, the report it stored."""
+
+    workflow_id: str
+    error: WorkflowFailureError
+    status: DrillStatus
+    report: DrillReport
+
+    def phase(self, key: str) -> tuple[str, str]:
+        step = self.status.steps.get(key)
+        return step.status, step.detail
+
+
+CANCEL_REASON = "the drill estate is needed for a release test"
+
+
+async def cancel_during(
+    env: WorkflowEnvironment, world: DrillWorld, task_queue: str, phase: str, child: Callable[[DrillStatus], str] | None
+) -> CancelledDrill:
+    """Start a drill, cancel it once it is in ``phase`` (and the child workflow of step ``child(status)``
+    runs, if given), and wait for it to end. Time only skips while the test awaits the result, so the
+    world must make the phases before ``phase`` short."""
+    client = env.client
+    async with serving(client, world, task_queue):
+        handle = await start_drill(client, task_queue)
+        async with asyncio.timeout(30):
+            while True:
+                status = await handle.query(DrillWorkflow.status)
+                if status.phase == phase and (child is None or await running(client, handle.id, child(status))):
+                    break
+                await asyncio.sleep(0.05)
+        await handle.cancel(reason=CANCEL_REASON)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(DrillWorkflow.status)
+    assert status.report is not None, "the cancelled drill stored no report"
+    return CancelledDrill(handle.id, failure.value, status, status.report)
+
+
+def child_id(workflow_id: str, key: str) -> str:
+    return f"{workflow_id}-{key.replace(':', '-')}"
+
+
+async def child_status(client: Client, workflow_id: str, key: str) -> WorkflowExecutionStatus | None:
+    """The status of the drill's child workflow for step ``key`` (None: not started)."""
+    try:
+        described = await client.get_workflow_handle(child_id(workflow_id, key)).describe()
+    except RPCError:
+        return None
+    return described.status
+
+
+async def running(client: Client, workflow_id: str, key: str) -> bool:
+    return await child_status(client, workflow_id, key) == WorkflowExecutionStatus.RUNNING
 
 
 # ---- behaviour ------------------------------------------------------------------------------------
@@ -503,12 +571,7 @@ class TestTenantChoice:
     ) -> None:
         """The tenant chosen at random is one of the drill estate's, is the one backed up, and replays identically."""
         async with serving(time_env.client, world, task_queue):
-            handle: Handle = await time_env.client.start_workflow(
-                DrillWorkflow.run,
-                DrillInput(plan="local", requested_by="sre"),
-                id=f"drill-local-{uuid.uuid4().hex[:8]}",
-                task_queue=task_queue,
-            )
+            handle = await start_drill(time_env.client, task_queue)
             report = await handle.result()
             history = await handle.fetch_history()
         (tenant,) = report.tenants
@@ -526,6 +589,108 @@ class TestTenantChoice:
         report = await drill(time_env, world, task_queue, sample_tenants=3)
         assert len(set(report.tenants)) == 3
         assert report.status == STATUS_PASSED, report.reasons
+
+
+class TestCancellation:
+    """A cancelled drill fails its drill estate back, stores its report, and only then ends cancelled."""
+
+    @staticmethod
+    def quick(world: DrillWorld, **child_seconds: float) -> None:
+        """Phases before the cancel pass in about a second of real time (time skips only once the test awaits)."""
+        world.rto_seconds = 1.0
+        world.child_seconds = {"BackupWorkflow": 0.0, "TenantRestoreWorkflow": 0.0, "FailbackWorkflow": 300.0}
+        world.child_seconds.update(child_seconds)
+
+    async def test_cancel_during_restore_fails_back_and_stores_the_report(
+        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+    ) -> None:
+        """Cancelled while the sandbox restore runs, the drill cancels the restore, fails back, stores a failed
+        report saying so, and ends cancelled."""
+        self.quick(world, TenantRestoreWorkflow=86400.0)
+        ended = await cancel_during(time_env, world, task_queue, "restore", lambda s: f"restore:{s.tenants[0]}")
+        tenant = ended.report.tenants[0]
+        assert isinstance(ended.error.cause, CancelledError)
+        assert ended.status.phase == "cancelled"
+        assert ended.report.status == STATUS_FAILED
+        assert f"cancelled during restore: {CANCEL_REASON}" in ended.report.reasons
+        assert any(f.startswith("the drill was cancelled during restore") for f in ended.report.findings)
+        assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
+        assert ended.phase(f"restore:{tenant}") == (FAILED, "cancelled with the drill")
+        assert ended.phase(f"integrity:{tenant}") == (SKIPPED, "the drill was cancelled")
+        assert ended.phase("failback")[0] == DONE
+        assert [f.plan for f in world.of("failback")] == ["local-drill"]
+        assert world.of("restore") == []
+        restore = await child_status(time_env.client, ended.workflow_id, f"restore:{tenant}")
+        assert restore == WorkflowExecutionStatus.CANCELED
+
+    async def test_cancel_during_failover_cancels_it_and_fails_back(
+        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+    ) -> None:
+        """Cancelled while the failover runs, the drill cancels the failover, cannot tell what it changed, so
+        fails back, stores a failed report, and ends cancelled; nothing is restored."""
+        self.quick(world)
+        world.rto_seconds = 86400.0
+        ended = await cancel_during(time_env, world, task_queue, "failover", lambda _: "failover")
+        assert isinstance(ended.error.cause, CancelledError)
+        assert f"cancelled during failover: {CANCEL_REASON}" in ended.report.reasons
+        assert ended.report.rto_actual_seconds is None
+        assert ended.phase("failover") == (FAILED, "cancelled with the drill")
+        assert ended.phase("slo") == (SKIPPED, "the drill was cancelled")
+        assert ended.phase("failback")[0] == DONE
+        assert len(world.of("failback")) == 1
+        assert world.of("backup") == world.of("restore") == []
+        failover = await child_status(time_env.client, ended.workflow_id, "failover")
+        assert failover == WorkflowExecutionStatus.CANCELED
+        assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
+
+    async def test_cancel_during_failback_lets_it_finish(
+        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+    ) -> None:
+        """Cancelled while it fails back, the drill lets the failback finish (traffic is never left split),
+        stores a failed report, and ends cancelled."""
+        self.quick(world, FailbackWorkflow=3600.0)
+        ended = await cancel_during(time_env, world, task_queue, "failback", lambda _: "failback")
+        assert isinstance(ended.error.cause, CancelledError)
+        assert f"cancelled during failback: {CANCEL_REASON}" in ended.report.reasons
+        assert ended.phase("failback")[0] == DONE
+        assert len(world.of("failback")) == 1
+        failback = await child_status(time_env.client, ended.workflow_id, "failback")
+        assert failback == WorkflowExecutionStatus.COMPLETED
+        assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
+
+    async def test_cancel_before_the_failover_stores_the_report_without_failback(
+        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+    ) -> None:
+        """Cancelled while it reads the recovery point ages, the drill changed nothing: no failover, no failback,
+        a failed report saying so, and it ends cancelled."""
+        world.ages_seconds = 3600.0
+        ended = await cancel_during(time_env, world, task_queue, "backup-ages", None)
+        assert isinstance(ended.error.cause, CancelledError)
+        assert ended.status.phase == "cancelled"
+        assert f"cancelled during backup-ages: {CANCEL_REASON}" in ended.report.reasons
+        assert world.of("failover") == world.of("failback") == []
+        assert all(p.workflow_id is None for p in ended.report.phases)
+        assert {p.status for p in ended.report.phases} == {SKIPPED}
+        assert ended.phase("failback") == (SKIPPED, "cancelled before the failover started: nothing to fail back")
+        assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
+
+    async def test_cancel_while_reading_the_plan_ends_cancelled_with_nothing_done(
+        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+    ) -> None:
+        """Cancelled before it knows its drill estate, the drill starts nothing, has nothing to report, and ends
+        cancelled."""
+        # Cancelled before any worker serves it: its first workflow task carries the cancel.
+        handle = await start_drill(time_env.client, task_queue)
+        await handle.cancel()
+        async with serving(time_env.client, world, task_queue):
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            status = await handle.query(DrillWorkflow.status)
+        assert isinstance(failure.value.cause, CancelledError)
+        assert status.phase == "cancelled"
+        assert status.report is None
+        assert world.stored == []
+        assert [name for name, _ in world.calls if name != "drill.describe"] == []
 
 
 # ---- the schedule (a local dev server: the time-skipping server has no schedules) ----------------
