@@ -39,6 +39,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 
 from activities.azure import AzureClients, AzureConnection
@@ -259,6 +260,19 @@ async def drill_status(handle: WorkflowHandle[Any, Any]) -> DrillStatus:
     return await query_status(handle, DrillStatus)
 
 
+async def ended_report(handle: WorkflowHandle[Any, DrillReport], err: WorkflowFailureError) -> DrillReport:
+    """The report of a drill that ended without returning one: a cancelled drill winds down and stores
+    its report before it ends Cancelled, and its status query still carries it while a worker can
+    answer. DrillCommandError naming how the drill ended when there is none."""
+    if isinstance(err.cause, CancelledError):
+        with contextlib.suppress(*QUERY_ERRORS):
+            report = (await drill_status(handle)).report
+            if report is not None:
+                return report
+        raise DrillCommandError(f"drill {handle.id} was cancelled before it had a report") from err
+    raise DrillCommandError(f"drill {handle.id} failed: {failure_message(err.cause)}") from err
+
+
 async def wait_for_report(
     handle: WorkflowHandle[Any, DrillReport],
     on_update: Callable[[DrillStatus], None],
@@ -276,7 +290,7 @@ async def wait_for_report(
         try:
             return closing.result()
         except WorkflowFailureError as err:
-            raise DrillCommandError(f"drill {handle.id} failed: {failure_message(err.cause)}") from err
+            return await ended_report(handle, err)
     finally:
         closing.cancel()
 
@@ -343,7 +357,7 @@ async def latest_drill_id(client: Client, plan: str) -> str | None:
 
 
 async def workflow_report(client: Client, workflow_id: str) -> StoredReport:
-    """The report a drill workflow returned."""
+    """The report a drill workflow returned (or, cancelled, stored before it ended)."""
     handle: WorkflowHandle[Any, DrillReport] = client.get_workflow_handle(workflow_id, result_type=DrillReport)
     try:
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
@@ -353,7 +367,7 @@ async def workflow_report(client: Client, workflow_id: str) -> StoredReport:
             raise DrillCommandError(f"drill {workflow_id} is still running{phase}: its report comes when it ends")
         report = await handle.result()
     except WorkflowFailureError as err:
-        raise DrillCommandError(f"drill {workflow_id} failed: {failure_message(err.cause)}") from err
+        report = await ended_report(handle, err)
     except RPCError as exc:
         if not_found(exc):
             raise DrillCommandError(f"no drill with id {workflow_id}") from exc

@@ -66,7 +66,7 @@ from domain.messages.restore import (
     RestoreResult,
 )
 from domain.plan import Blackout, DrPlan, load_plan
-from starters.drill_cmd import upsert_drill_schedule
+from starters.drill_cmd import DrillCommandError, StoredReport, upsert_drill_schedule, workflow_report
 from tests.conftest import ROOT
 from workflows.drill import DrillWorkflow
 
@@ -343,12 +343,14 @@ async def drill(env: WorkflowEnvironment, world: DrillWorld, task_queue: str, **
 
 @dataclass
 class CancelledDrill:
-    """How a drill cancelled mid-run ended: the error awaiting it raised, its last status, the report it stored."""
+    """How a drill cancelled mid-run ended: the error awaiting it raised, its last status, the report it
+    stored, and what `drctl drill report ID` shows of it."""
 
     workflow_id: str
     error: WorkflowFailureError
     status: DrillStatus
     report: DrillReport
+    shown: StoredReport
 
     def phase(self, key: str) -> tuple[str, str]:
         step = self.status.steps.get(key)
@@ -377,8 +379,9 @@ async def cancel_during(
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         status = await handle.query(DrillWorkflow.status)
+        shown = await workflow_report(client, handle.id)
     assert status.report is not None, "the cancelled drill stored no report"
-    return CancelledDrill(handle.id, failure.value, status, status.report)
+    return CancelledDrill(handle.id, failure.value, status, status.report, shown)
 
 
 def child_id(workflow_id: str, key: str) -> str:
@@ -615,6 +618,7 @@ class TestCancellation:
         assert f"cancelled during restore: {CANCEL_REASON}" in ended.report.reasons
         assert any(f.startswith("the drill was cancelled during restore") for f in ended.report.findings)
         assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
+        assert ended.shown.report == ended.report
         assert ended.phase(f"restore:{tenant}") == (FAILED, "cancelled with the drill")
         assert ended.phase(f"integrity:{tenant}") == (SKIPPED, "the drill was cancelled")
         assert ended.phase("failback")[0] == DONE
@@ -686,6 +690,8 @@ class TestCancellation:
             with pytest.raises(WorkflowFailureError) as failure:
                 await handle.result()
             status = await handle.query(DrillWorkflow.status)
+            with pytest.raises(DrillCommandError, match="was cancelled before it had a report"):
+                await workflow_report(time_env.client, handle.id)
         assert isinstance(failure.value.cause, CancelledError)
         assert status.phase == "cancelled"
         assert status.report is None
