@@ -63,6 +63,7 @@ from domain.messages.integrity import (
     Signature,
     VerificationResult,
 )
+from domain.messages.restore import RequestSignature, RestoreInput
 
 CHUNK_SIZE = 1024 * 1024
 INTEGRITY_ERROR_TYPE = "IntegrityVerificationFailed"
@@ -73,6 +74,7 @@ EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
 MANIFEST_CONTEXT = b"dr-orchestrator/manifest/v1\n"
 APPROVAL_CONTEXT = b"dr-orchestrator/approval/v1\n"
+RESTORE_REQUEST_CONTEXT = b"dr-orchestrator/restore-request/v1\n"
 
 KEY_ID_PREFIX = "ed25519:"
 PRIVATE_KEY_MODE = 0o600
@@ -420,6 +422,20 @@ def check_signature(payload: bytes, signature: Signature, trusted: Mapping[str, 
     return None
 
 
+def _load_invalid_signature() -> None:
+    """Have cryptography's native code look up InvalidSignature now, at import, outside any workflow.
+
+    Its Rust binding imports the exception class the first time a verification fails and keeps it.
+    Inside the Temporal workflow sandbox, where the restore workflow checks request and approval
+    signatures, that import cannot work and the binding aborts the whole worker process; once kept,
+    a failed verification there raises InvalidSignature like anywhere else."""
+    with contextlib.suppress(InvalidSignature):
+        Ed25519PrivateKey.generate().public_key().verify(bytes(64), b"")
+
+
+_load_invalid_signature()
+
+
 # --- manifests -------------------------------------------------------------------------------
 
 
@@ -654,22 +670,109 @@ def verify_approval(
     ):
         if got != expected:
             problems.append(f"{label} {got!r} in the approval by {who} does not match {expected!r}")
-    expiry = _parse_iso(approval.expires_at)
+    what = f"the approval by {who}"
+    problems.extend(_expiry_problems(approval.expires_at, now, what))
+    problems.extend(
+        _signer_problems(
+            approval_signed_bytes(approval),
+            key_id=approval.key_id,
+            signature=approval.signature,
+            public_key_b64=public_key_b64,
+            who=who,
+            what=what,
+        )
+    )
+    return problems
+
+
+def _expiry_problems(expires_at: str, now: datetime, what: str) -> list[str]:
+    """Why a signed record valid until ``expires_at`` is not valid at ``now`` (empty if it is)."""
+    expiry = _parse_iso(expires_at)
     if expiry is None:
-        problems.append(f"expiry {approval.expires_at!r} of the approval by {who} is not an ISO 8601 UTC time")
-    elif now >= expiry:
-        problems.append(f"the approval by {who} expired at {approval.expires_at}")
+        return [f"expiry {expires_at!r} of {what} is not an ISO 8601 UTC time"]
+    if now >= expiry:
+        return [f"{what} expired at {expires_at}"]
+    return []
+
+
+def _signer_problems(
+    payload: bytes, *, key_id: str, signature: str, public_key_b64: str, who: str, what: str
+) -> list[str]:
+    """Why ``signature`` over ``payload`` was not made with ``who``'s key (empty if it was)."""
     try:
         expected_key_id = key_id_of(public_key_b64)
     except KeyMaterialError as exc:
-        problems.append(f"the public key of {who} cannot be used: {exc}")
-        return problems
-    if approval.key_id and approval.key_id != expected_key_id:
-        problems.append(f"the approval by {who} was signed with key {approval.key_id}, not {who}'s {expected_key_id}")
-    elif check_signature(
-        approval_signed_bytes(approval),
-        Signature(key_id=expected_key_id, signature=approval.signature),
-        {expected_key_id: public_key_b64},
+        return [f"the public key of {who} cannot be used: {exc}"]
+    if key_id and key_id != expected_key_id:
+        return [f"{what} was signed with key {key_id}, not {who}'s {expected_key_id}"]
+    if check_signature(
+        payload, Signature(key_id=expected_key_id, signature=signature), {expected_key_id: public_key_b64}
     ):
-        problems.append(f"bad signature: the approval by {who} was not signed by {who}'s key or was altered")
+        return [f"bad signature: {what} was not signed by {who}'s key or was altered"]
+    return []
+
+
+# --- restore requests ------------------------------------------------------------------------
+
+
+def restore_request_payload(request: RestoreInput, signed: RequestSignature) -> bytes:
+    """The bytes a requester signs: context line + canonical JSON of every field of the request (all of
+    them, so a field added later is signed too), the workflow it starts, and when the signature was made
+    and stops being valid."""
+    fields = {name: value for name, value in dataclasses.asdict(request).items() if name != "request_signature"}
+    return RESTORE_REQUEST_CONTEXT + canonical_json(
+        {
+            **fields,
+            "workflow_id": signed.workflow_id,
+            "issued_at": signed.issued_at,
+            "expires_at": signed.expires_at,
+        }
+    )
+
+
+def sign_restore_request(
+    private_key: Ed25519PrivateKey,
+    request: RestoreInput,
+    *,
+    workflow_id: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> RestoreInput:
+    """``request`` signed by its requester for the run ``workflow_id``, valid until ``expires_at``."""
+    unsigned = RequestSignature(
+        workflow_id=workflow_id,
+        issued_at=iso_utc(issued_at),
+        expires_at=iso_utc(expires_at),
+        key_id=key_id_of(private_key),
+    )
+    signature = sign(restore_request_payload(request, unsigned), private_key)
+    return dataclasses.replace(request, request_signature=dataclasses.replace(unsigned, signature=signature.signature))
+
+
+def verify_restore_request(request: RestoreInput, public_key_b64: str, now: datetime, *, workflow_id: str) -> list[str]:
+    """Every reason to refuse ``request``'s signature (empty if it is valid) as the requester's, for the
+    run ``workflow_id``, at ``now`` (pass the workflow's start time: no clock is read here)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (workflow times are)")
+    who = request.requested_by or "(no requester)"
+    what = f"the restore request by {who}"
+    signed = request.request_signature
+    if signed is None:
+        return [f"{what} is not signed"]
+    problems: list[str] = []
+    if signed.workflow_id != workflow_id:
+        problems.append(f"workflow id {signed.workflow_id!r} in {what} does not match {workflow_id!r}")
+    if _parse_iso(signed.issued_at) is None:
+        problems.append(f"issue time {signed.issued_at!r} of {what} is not an ISO 8601 UTC time")
+    problems.extend(_expiry_problems(signed.expires_at, now, what))
+    problems.extend(
+        _signer_problems(
+            restore_request_payload(request, signed),
+            key_id=signed.key_id,
+            signature=signed.signature,
+            public_key_b64=public_key_b64,
+            who=who,
+            what=what,
+        )
+    )
     return problems

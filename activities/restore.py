@@ -1,6 +1,6 @@
-"""What a tenant restore needs beyond the backup activities: the plan's restore facts (approvers and
-their keys, databases), validation of a sealed quarantine's records, and the signed evidence pack
-stored in Blob Storage."""
+"""What a tenant restore needs beyond the backup activities: the plan's restore facts (requesters,
+approvers and their keys, databases), validation of a sealed quarantine's records, and the signed
+evidence pack stored in Blob Storage."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class RestoreActivities:
 
     @activity.defn(name="restore.describe")
     async def describe(self, request: DescribeRestoreInput) -> RestoreTargets:
-        """The plan's approvers (with keys), retention, and the tenant's projection database and Cosmos account."""
+        """The plan's approvers and requesters (with keys), retention, and the tenant's projection database and
+        Cosmos account."""
         plan = self._clients(request.plan).plan
         try:
             plan.tenant(request.tenant_id)
@@ -85,6 +86,7 @@ class RestoreActivities:
             sql_database=PROJECTION_DATABASE if group else None,
             cosmos_account=plan.cosmos.account or None,
             projection_database=current,
+            requesters=tuple(ApproverKey(r.name, r.public_key) for r in plan.requesters),
         )
 
     @activity.defn(name="restore.validate_quarantine")

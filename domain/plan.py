@@ -1,4 +1,4 @@
-"""The DR plan: an estate's regions and resources, its tenants, SLOs and approvers.
+"""The DR plan: an estate's regions and resources, its tenants, SLOs, approvers and requesters.
 
 Loaded from TOML into frozen dataclasses and validated as a whole: every problem is reported
 with the field it concerns and how to fix it, so that nothing starts on a half-valid plan.
@@ -15,7 +15,7 @@ import difflib
 import hashlib
 import itertools
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +232,9 @@ def _utc(value: str) -> datetime:
 
 @dataclass(frozen=True)
 class Approver:
+    """A person the plan lists with their Ed25519 public key: an approver ([[approvers]]), or one who may
+    only request production restores ([[requesters]])."""
+
     name: str
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
 
@@ -310,6 +313,7 @@ class DrPlan:
     tenants: tuple[Tenant, ...] = ()
     approvers: tuple[Approver, ...] = ()
     approvals_required: int = 2
+    requesters: tuple[Approver, ...] = ()  # may request production restores besides the approvers
     backup: BackupSpec = field(default_factory=BackupSpec)
     targets: TargetsSpec = field(default_factory=TargetsSpec)
     drill: DrillSpec | None = None  # None: the plan has no [drill] table, so no drills
@@ -339,6 +343,10 @@ class DrPlan:
 
     def approver(self, name: str) -> Approver | None:
         return next((a for a in self.approvers if a.name == name), None)
+
+    def requester(self, name: str) -> Approver | None:
+        """Who may sign a production restore request under ``name``: an approver or a listed requester."""
+        return next((p for p in (*self.approvers, *self.requesters) if p.name == name), None)
 
     @property
     def rpo_target_seconds(self) -> int:
@@ -615,38 +623,8 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
 
     tenants = _read_tenants(r, raw, regions, residency, base_dir)
 
-    approvers: list[Approver] = []
-    seen_approvers: set[str] = set()
-    for i, a in enumerate(raw.get("approvers", [])):
-        path = f"approvers[{i}]."
-        aname = r.text(a, "name", path) if isinstance(a, dict) else ""
-        if aname in seen_approvers:
-            r.problem(f"{path}name", f"duplicate approver {aname!r}", "list each approver once")
-        seen_approvers.add(aname)
-        key = a.get("public_key") if isinstance(a, dict) else None
-        if not key:
-            r.problem(
-                f"{path}public_key",
-                f"approver {aname!r} has no public key",
-                f"run `drctl keys generate {aname or 'NAME'}` and paste the printed public_key",
-            )
-            continue
-        if not _is_ed25519_public_key(str(key)):
-            r.problem(
-                f"{path}public_key",
-                "not a base64 Ed25519 public key (32 bytes)",
-                "paste the key printed by `drctl keys generate`",
-            )
-            continue
-        holder = next((a.name for a in approvers if a.public_key == str(key)), None)
-        if holder is not None:
-            r.problem(
-                f"{path}public_key",
-                f"approver {aname!r} has the same key as {holder!r}: one key would count as two approvals",
-                f"run `drctl keys generate {aname or 'NAME'}` for a key of their own",
-            )
-            continue
-        approvers.append(Approver(aname, str(key)))
+    approvers = _read_people(r, raw, "approvers")
+    requesters = _read_people(r, raw, "requesters", approvers)
     approvals_required = int(r.number(head, "approvals_required", "plan.", 2, minimum=1, integer=True))
     if raw.get("approvers") and approvals_required > len(approvers):
         r.problem(
@@ -680,11 +658,72 @@ def parse_plan(raw: Mapping[str, Any], *, source: str = "<plan>", base_dir: Path
         tenants=tenants,
         approvers=tuple(approvers),
         approvals_required=approvals_required,
+        requesters=tuple(requesters),
         backup=backup,
         targets=targets,
         drill=drill,
         source=source,
     )
+
+
+# Why one key must not stand for two names, per roster.
+_SHARED_KEY = {
+    "approvers": "one key would count as two approvals",
+    "requesters": "one key would stand for two people",
+}
+
+
+def _read_people(r: _Reader, raw: Mapping[str, Any], table: str, approvers: Sequence[Approver] = ()) -> list[Approver]:
+    """The names and public keys of ``[[table]]`` ("approvers" or "requesters"). Reading requesters,
+    ``approvers`` are the plan's approvers: a requester may not reuse an approver's name or key, or
+    that approver could request a restore under another name and approve it."""
+    role = table.removesuffix("s")
+    people: list[Approver] = []
+    seen: set[str] = set()
+    approver_names = {a.name for a in approvers}
+    for i, entry in enumerate(raw.get(table, [])):
+        path = f"{table}[{i}]."
+        name = r.text(entry, "name", path) if isinstance(entry, dict) else ""
+        if name in seen:
+            r.problem(f"{path}name", f"duplicate {role} {name!r}", f"list each {role} once")
+        elif name in approver_names:
+            r.problem(
+                f"{path}name",
+                f"{role} {name!r} is already an approver (approvers may request restores)",
+                f"remove {name!r} from [[{table}]]",
+            )
+        seen.add(name)
+        key = entry.get("public_key") if isinstance(entry, dict) else None
+        if not key:
+            r.problem(
+                f"{path}public_key",
+                f"{role} {name!r} has no public key",
+                f"run `drctl keys generate {name or 'NAME'}` and paste the printed public_key",
+            )
+            continue
+        if not _is_ed25519_public_key(str(key)):
+            r.problem(
+                f"{path}public_key",
+                "not a base64 Ed25519 public key (32 bytes)",
+                "paste the key printed by `drctl keys generate`",
+            )
+            continue
+        fix = f"run `drctl keys generate {name or 'NAME'}` for a key of their own"
+        holder = next((p.name for p in people if p.public_key == str(key)), None)
+        if holder is not None:
+            r.problem(f"{path}public_key", f"{role} {name!r} has the same key as {holder!r}: {_SHARED_KEY[table]}", fix)
+            continue
+        approver = next((a.name for a in approvers if a.public_key == str(key)), None)
+        if approver is not None:
+            r.problem(
+                f"{path}public_key",
+                f"{role} {name!r} has the same key as approver {approver!r}, who could then request a restore "
+                f"as {name!r} and approve it",
+                fix,
+            )
+            continue
+        people.append(Approver(name, str(key)))
+    return people
 
 
 def validate_failback_steps(steps: Any, soak_seconds: int, interval_seconds: int) -> list[PlanIssue]:

@@ -2,8 +2,9 @@
 server with its UI, estate emulator, Azurite, worker) with a fresh estate, takes eastus down, fails
 over to westus while showing the step table, brings eastus back and fails back gradually, printing
 each step's SLO readings; then backs up one tenant, damages its data and restores it in production
-mode with two signed approvals and verifies the evidence pack; ends with a DR drill of the drill
-estate and its report, and prints where to look in the Temporal UI."""
+mode (the request signed by the incident commander) with two signed approvals and verifies the
+evidence pack; ends with a DR drill of the drill estate and its report, and prints where to look in
+the Temporal UI."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ DEMO_SOAK_SECONDS = 10
 DEMO_INTERVAL_SECONDS = 5
 DEMO_DRILL_STEPS = (50, 100)  # the drill's failback: two steps, same soak and interval as above
 DEMO_APPROVERS = ("bob", "carol")  # plans/demo-keys holds their keys; the requester is not an approver
-DEMO_REQUESTER = "incident-commander"
+DEMO_REQUESTER = "incident-commander"  # the local plan's [[requesters]]; signs with plans/demo-keys/ too
 
 
 def say(message: str) -> None:
@@ -161,10 +162,17 @@ async def _restore_one_tenant(
         requested_by=DEMO_REQUESTER,
         reason="demo: a live segment was overwritten",
     )
-    handle = await restore_cmd.start_restore(client, request, task_queue=settings.task_queue)
+    keys = Path(plan.source).parent / "demo-keys"
+    requester_key = keys / f"{DEMO_REQUESTER}.key"
+    say(
+        f"drctl restore start --plan {plan.source} --tenant {tenant} --recovery-point {point} --mode production "
+        f"--as {DEMO_REQUESTER} --key {requester_key}"
+    )
+    handle = await restore_cmd.start_restore(
+        client, request, task_queue=settings.task_queue, key=load_private_key(requester_key)
+    )
     say(f"workflow {handle.id}: {failover_cmd.ui_url(settings, handle.id, config.ui_url)}")
     await restore_cmd.watch_and_report(client, handle.id, as_json)
-    keys = Path(plan.source).parent / "demo-keys"
     for name in DEMO_APPROVERS:
         say(f"drctl restore approve {handle.id} --as {name} --key {keys / f'{name}.key'}")
         decision = await restore_cmd.decide(

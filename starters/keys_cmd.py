@@ -1,4 +1,5 @@
-"""``drctl keys``: create the Ed25519 key pairs approvers sign restores with and the worker signs evidence with.
+"""``drctl keys``: create the Ed25519 key pairs requesters and approvers sign restores with and the worker
+signs evidence with.
 
 The private key stays with its owner (PKCS#8 PEM, mode 0600, optionally encrypted); only the public
 key, printed as base64 of its raw 32 bytes, goes into a plan or a verifier's trusted keys.
@@ -24,7 +25,7 @@ from activities.integrity import (
 )
 from starters.output import EXIT_INVALID, fail
 
-app = typer.Typer(help="Create signing keys for approvers and evidence packs.", no_args_is_help=True)
+app = typer.Typer(help="Create signing keys for requesters, approvers and evidence packs.", no_args_is_help=True)
 
 # A key's name becomes a file name and a TOML string: no paths, quotes or spaces.
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -35,6 +36,11 @@ def approver_snippet(name: str, public_b64: str) -> str:
     return f'[[approvers]]\nname = "{name}"\npublic_key = "{public_b64}"'
 
 
+def requester_snippet(name: str, public_b64: str) -> str:
+    """The TOML to paste into a plan so that ``name`` may request production restores (but not approve them)."""
+    return f'[[requesters]]\nname = "{name}"\npublic_key = "{public_b64}"'
+
+
 def orchestrator_snippet(private_path: Path) -> str:
     """The TOML that makes the orchestrator sign manifests and evidence with the key at ``private_path``."""
     return f"[backup]\nsigning_key = {json.dumps(str(private_path.resolve()))}"
@@ -42,7 +48,9 @@ def orchestrator_snippet(private_path: Path) -> str:
 
 @app.command()
 def generate(
-    name: Annotated[str, typer.Argument(help="Whose key: the approver's name in the plan, or e.g. orchestrator.")],
+    name: Annotated[
+        str, typer.Argument(help="Whose key: the approver's or requester's name in the plan, or e.g. orchestrator.")
+    ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory for NAME.key and NAME.pub.")] = Path("keys"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing NAME.key and NAME.pub.")] = False,
     passphrase_env: Annotated[
@@ -81,6 +89,10 @@ def generate(
     typer.echo("For an approver: add to the plan (the private key stays with them)")
     typer.echo("")
     typer.echo(approver_snippet(name, public_b64))
+    typer.echo("")
+    typer.echo("For someone who requests production restores but does not approve them: add to the plan instead")
+    typer.echo("")
+    typer.echo(requester_snippet(name, public_b64))
     typer.echo("")
     typer.echo("For the orchestrator's signing key: set in the plan (or DR_SIGNING_KEY for the worker)")
     typer.echo("")

@@ -1,5 +1,6 @@
-"""``drctl restore``: request a tenant restore, show approvers what they are asked to sign, record
-their signed decisions, list restores and give back the data a promotion replaced.
+"""``drctl restore``: request a tenant restore (production requests signed by the requester), show
+approvers what they are asked to sign, record their signed decisions, list restores and give back the
+data a promotion replaced.
 
 The async helpers (``start_restore``, ``restore_view``, ``watch_restore``, ``list_restores``,
 ``decide``, ``start_undo``) take a connected client, so tests and demos call them directly; the
@@ -36,11 +37,18 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair
 from temporalio.service import RPCError
 
-from activities.integrity import KeyMaterialError, key_id_of, load_private_key, passphrase_from_env, sign_approval
+from activities.integrity import (
+    KeyMaterialError,
+    key_id_of,
+    load_private_key,
+    passphrase_from_env,
+    sign_approval,
+    sign_restore_request,
+)
 from domain.errors import PlanError
 from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
 from domain.messages.integrity import APPROVE, REJECT, Approval
-from domain.messages.progress import PENDING, SKIPPED
+from domain.messages.progress import FAILED, PENDING, SKIPPED
 from domain.messages.restore import (
     MODE_PRODUCTION,
     MODE_SANDBOX,
@@ -96,7 +104,7 @@ from starters.temporal_cli import (
 )
 from workers.connection import TemporalSettings
 from workflows.common import DR_PLAN, TENANT_ID
-from workflows.restore import AWAITING_APPROVAL
+from workflows.restore import AWAITING_APPROVAL, REQUEST_STEP
 
 app = typer.Typer(
     help="Restore a tenant's data from a verified recovery point, approve or reject its promotion, undo it.",
@@ -110,6 +118,9 @@ SUCCESS_OUTCOMES = (OUTCOME_PROMOTED, OUTCOME_SANDBOX)
 MISSING_ATTRIBUTES = "The server lacks the DR search attributes DrPlan, DrPhase and TenantId (`drctl dev up` adds them)"
 # How far in the future --at may be (clock skew between the caller and the catalog).
 CLOCK_SKEW = timedelta(minutes=1)
+# How long a signed restore request stays valid: drctl starts it at once, so this only has to cover clock
+# skew between drctl and the Temporal server.
+REQUEST_LIFETIME = timedelta(hours=1)
 
 OUTCOME_STYLES = {
     OUTCOME_PROMOTED: "bold green",
@@ -238,8 +249,44 @@ def plan_problems(plan: DrPlan, request: RestoreInput) -> list[str]:
     return problems
 
 
+def missing_key_problems(mode: str, requester: str, key: Path | None) -> list[str]:
+    """Why a request cannot be signed: production needs the requester's private key (--key)."""
+    if mode != MODE_PRODUCTION or key is not None:
+        return []
+    name = requester.strip() or "NAME"
+    return [
+        f"--mode production needs --key: the request is signed with the requester's Ed25519 private key "
+        f"(--as {name} --key {name}.key; `drctl keys generate {name}` makes one, and the plan lists its public key "
+        "under [[requesters]] or [[approvers]])"
+    ]
+
+
+def requester_problems(plan: DrPlan, request: RestoreInput, key: Ed25519PrivateKey) -> list[str]:
+    """What the plan file says is wrong with signing ``request`` with ``key``: a requester the plan does not
+    list (among its approvers or requesters), or a key that is not theirs."""
+    who = request.requested_by
+    person = plan.requester(who)
+    if person is None:
+        listed = ", ".join(p.name for p in (*plan.approvers, *plan.requesters)) or "none"
+        return [
+            f"--as {who}: plan {plan.name} lets only its [[approvers]] and [[requesters]] request restores "
+            f"({listed}); add {who} under [[requesters]] with the public key from `drctl keys generate {who}`"
+        ]
+    try:
+        expected = key_id_of(person.public_key)
+    except KeyMaterialError as exc:
+        return [f"the plan's public key for {who} cannot be used: {exc}"]
+    if key_id_of(key) != expected:
+        return [
+            f"--key is key {key_id_of(key)}, not {who}'s: plan {plan.name} lists {expected} for {who}; "
+            f"sign with {who}'s own private key"
+        ]
+    return []
+
+
 def load_signing_key(path: Path, passphrase_env: str | None) -> Ed25519PrivateKey:
-    """The approver's private key; ValueError naming --key or --passphrase-env when it cannot be used."""
+    """The requester's or approver's private key; ValueError naming --key or --passphrase-env when it cannot
+    be used."""
     passphrase = None
     if passphrase_env:
         try:
@@ -357,9 +404,11 @@ def start_details(request: RestoreInput) -> str:
         if request.recovery_point_id
         else f"newest recovery point at or before {request.at}"
     )
+    signed = request.request_signature
     lines = [
         f"**Reason:** {request.reason or 'not given'}",
-        f"**Requested by:** {request.requested_by}",
+        f"**Requested by:** {request.requested_by}"
+        + (f" (request signed with key `{signed.key_id}`)" if signed else " (unsigned)"),
         f"**Plan:** {request.plan} · **Tenant:** {request.tenant_id} · **Mode:** {request.mode}",
         f"**From:** {point}",
     ]
@@ -374,10 +423,22 @@ async def start_restore(
     *,
     task_queue: str,
     workflow_id: str | None = None,
+    key: Ed25519PrivateKey | None = None,
     now: datetime | None = None,
 ) -> WorkflowHandle[Any, RestoreResult]:
-    """Start TenantRestoreWorkflow for ``request`` under ``restore-{plan}-{tenant}-{UTC second}``."""
-    wf_id = workflow_id or restore_id_for(request.plan, request.tenant_id, now)
+    """Start TenantRestoreWorkflow for ``request`` under ``restore-{plan}-{tenant}-{UTC second}``, first
+    signed with the requester's ``key`` over that workflow id (valid for REQUEST_LIFETIME from ``now``).
+    A production request must be signed: RestoreCommandError without a key or signature."""
+    moment = now or datetime.now(UTC)
+    wf_id = workflow_id or restore_id_for(request.plan, request.tenant_id, moment)
+    if key is not None:
+        request = sign_restore_request(
+            key, request, workflow_id=wf_id, issued_at=moment, expires_at=moment + REQUEST_LIFETIME
+        )
+    if request.mode == MODE_PRODUCTION and request.request_signature is None:
+        raise RestoreCommandError(
+            f"a production restore must be signed by its requester {request.requested_by}: pass their private key"
+        )
     return await start_workflow_once(
         client,
         WORKFLOW_TYPE,
@@ -618,6 +679,26 @@ def _asked_for(request: RestoreInput | None) -> str | None:
     return f"the newest recovery point at or before {request.at}"
 
 
+def _requester_text(view: RestoreView) -> Text | None:
+    """Who requested the restore and whether the workflow verified their signature on the request."""
+    status, request = view.status, view.request
+    asked = status or request
+    if asked is None:
+        return None
+    who = asked.requested_by
+    if status is None:
+        signed = request is not None and request.request_signature is not None
+        return Text(f"{who} ({'signed' if signed else 'unsigned'} request)")
+    if status.requester_key_id:
+        return Text(f"{who} (signature verified, key {status.requester_key_id})", style="green")
+    step = next((s for s in status.steps.steps if s.key == REQUEST_STEP), None)
+    if step is not None and step.status == FAILED:
+        return Text(f"{who} (request signature refused: see the error below)", style="bold red")
+    if step is not None and step.status == SKIPPED:
+        return Text(f"{who} (unsigned: {status.mode} restores need no signature)")
+    return Text(f"{who} (signature not verified yet)", style="dim")
+
+
 def _verification_text(status: RestoreStatus) -> Text:
     if status.verification_ok is None:
         return Text("not checked yet", style="dim")
@@ -697,7 +778,7 @@ def status_renderable(view: RestoreView, *, now: datetime | None = None) -> Rend
                 ("workflow", view.workflow_id),
                 ("tenant", view.tenant_id),
                 ("mode", asked.mode if asked else None),
-                ("requested by", asked.requested_by if asked else None),
+                ("requested by", _requester_text(view)),
                 ("reason", (request.reason or "not given") if request else None),
                 ("asked for", _asked_for(request)),
                 ("started", status.started_at if status and status.started_at else None),
@@ -898,7 +979,17 @@ def start(
     mode: Annotated[
         str, typer.Option("--mode", help="sandbox (validate only) or production (promote after approvals).")
     ] = MODE_SANDBOX,
-    requester: Annotated[str | None, typer.Option("--as", help="Who requests it (default: $USER).")] = None,
+    requester: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="Who requests it (default: $USER); production: an approver or requester of the plan."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="The requester's Ed25519 private key (PEM), which signs the request (production)."),
+    ] = None,
+    passphrase_env: PassphraseOption = None,
     reason: Annotated[str, typer.Option("--reason", help="Why: shown to approvers and kept in the evidence.")] = "",
     approval_timeout: Annotated[
         str, typer.Option("--approval-timeout", help="How long production waits for approvals, e.g. 72h.")
@@ -912,7 +1003,8 @@ def start(
     namespace: NamespaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Request a restore of one tenant's data from a recovery point (sandbox, or production with approvals)."""
+    """Request a restore of one tenant's data from a recovery point (sandbox, or production with approvals,
+    signed with the requester's --key)."""
     plan_file: DrPlan | None = None
     if is_plan_file(plan):
         try:
@@ -921,6 +1013,8 @@ def start(
             fail_plan(error)
         except OSError as exc:
             fail(f"--plan {plan}: {exc.strerror or exc}", EXIT_INVALID)
+    requested_by = requester if requester is not None else current_user()
+    problems = missing_key_problems(mode, requested_by, key)
     try:
         request, notes = build_request(
             plan=plan_file.name if plan_file else plan,
@@ -928,15 +1022,20 @@ def start(
             at=at,
             recovery_point_id=recovery_point,
             mode=mode,
-            requested_by=requester if requester is not None else current_user(),
+            requested_by=requested_by,
             reason=reason,
             approval_timeout=approval_timeout,
         )
     except InvalidRequest as exc:
-        fail("invalid restore request:\n  " + "\n  ".join(exc.problems), EXIT_INVALID)
-    problems = plan_problems(plan_file, request) if plan_file else []
+        fail("invalid restore request:\n  " + "\n  ".join([*exc.problems, *problems]), EXIT_INVALID)
+    problems += plan_problems(plan_file, request) if plan_file else []
     if problems:
         fail("invalid restore request:\n  " + "\n  ".join(problems), EXIT_INVALID)
+    private_key = _load_key_or_exit(key, passphrase_env) if key is not None else None
+    if private_key is not None and plan_file is not None:
+        problems = requester_problems(plan_file, request, private_key)
+        if problems:
+            fail("invalid restore request:\n  " + "\n  ".join(problems), EXIT_INVALID)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     settings = temporal_settings(address, namespace, task_queue)
@@ -945,7 +1044,7 @@ def start(
 
     async def body() -> int:
         client = await connect(settings)
-        handle = await start_restore(client, request, task_queue=settings.task_queue)
+        handle = await start_restore(client, request, task_queue=settings.task_queue, key=private_key)
         started.append(handle.id)
         url = ui_url(settings, handle.id)
         if json_out:

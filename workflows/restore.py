@@ -1,6 +1,7 @@
 """TenantRestoreWorkflow: restore one tenant's data from a verified recovery point through a read-only
 quarantine, with the projection database (and Cosmos DB account) restored beside it, validated, and
-in production mode promoted only after signed approvals. Every run leaves a signed evidence pack."""
+in production mode (requested with the requester's signature) promoted only after signed approvals
+by others. Every run leaves a signed evidence pack."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.integrity import INTEGRITY_ERROR_TYPE, verification_digest, verify_approval
+    from activities.integrity import (
+        INTEGRITY_ERROR_TYPE,
+        key_id_of,
+        verification_digest,
+        verify_approval,
+        verify_restore_request,
+    )
     from domain.messages.backups import (
         CleanupQuarantineInput,
         CleanupQuarantineResult,
@@ -76,6 +83,8 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 AWAITING_APPROVAL = "awaiting-approval"
+REQUEST_NOT_AUTHENTICATED = "RequestNotAuthenticated"
+REQUEST_STEP = "request"  # the step that verifies the requester's signature
 PROOF_FAILURES = "backup_proof_failures_total"
 RESTORE_DURATION = "restore_duration_seconds"
 
@@ -98,6 +107,7 @@ class TenantRestoreWorkflow:
         self.progress = Progress(f"Restore of tenant {inp.tenant_id} ({inp.plan}, {inp.mode})")
         self.started_at = ""
         self.targets: RestoreTargets | None = None
+        self.requester_key_id: str | None = None  # the key that signed the request, once verified
         self.point: RecoveryPoint | None = None
         self.manifest_sha256: str | None = None
         self.verification: VerificationResult | None = None
@@ -130,6 +140,7 @@ class TenantRestoreWorkflow:
             phase=self.progress.phase,
             steps=self.progress.table,
             started_at=self.started_at,
+            requester_key_id=self.requester_key_id,
             recovery_point=self.point,
             manifest_sha256=self.manifest_sha256,
             verification_digest=self.digest,
@@ -216,8 +227,14 @@ class TenantRestoreWorkflow:
                 verification_digest=self.digest,
                 decision=decision,
             )
+            requesters_key = not problems and key_id_of(keys[who]) == self.requester_key_id
         if problems:
             raise ValueError("; ".join(problems))
+        if requesters_key:
+            raise ValueError(
+                f"{who}'s key {self.requester_key_id} signed this restore's request as {self.inp.requested_by}: "
+                "the requester cannot decide on it, under any name"
+            )
 
     # ---- the run ----------------------------------------------------------------------------
 
@@ -242,6 +259,7 @@ class TenantRestoreWorkflow:
                 RestoreTargets,
                 lambda t: f"{t.approvals_required} approval(s) from {len(t.approvers)} approver(s)",
             )
+            self._authenticate_request(inp)
             found = await self._step(
                 "locate",
                 "backups.find_recovery_point",
@@ -337,6 +355,7 @@ class TenantRestoreWorkflow:
     def _declare_steps(self) -> None:
         for key, title in (
             ("describe", "Read the plan's restore facts"),
+            (REQUEST_STEP, "Verify the requester's signature"),
             ("locate", "Choose the recovery point"),
             ("verify", "Verify packages, Merkle root and manifest signature"),
             ("quarantine", "Copy into a read-only quarantine"),
@@ -370,6 +389,60 @@ class TenantRestoreWorkflow:
             )
         if problems:
             raise ApplicationError("; ".join(problems), type="InvalidInput", non_retryable=True)
+
+    def _authenticate_request(self, inp: RestoreInput) -> None:
+        """Refuse a request not signed, for this run and before it expired, by the person it names with the
+        key the plan lists for them (an approver or a requester): nobody may request under another
+        person's name and then approve as themselves. Production requires the signature; a sandbox
+        restore (never promoted) needs none, but one it carries is checked all the same."""
+        targets = self.targets
+        assert targets is not None
+        signed = inp.request_signature
+        who = inp.requested_by
+        if signed is None:
+            if inp.mode != MODE_PRODUCTION:
+                self.progress.mark(REQUEST_STEP, SKIPPED, f"{inp.mode} restores need no signed request")
+                return
+            raise self._request_refused(
+                f"a production restore must be signed by its requester {who} "
+                f"(drctl restore start --as {who} --key {who}.key)"
+            )
+        self.progress.mark(REQUEST_STEP, RUNNING)
+        keys = {p.name: p.public_key for p in (*targets.approvers, *targets.requesters)}
+        if who not in keys:
+            listed = ", ".join(sorted(keys)) or "none"
+            raise self._request_refused(
+                f"{who!r} may not request restores of plan {inp.plan}: only its [[approvers]] and [[requesters]] "
+                f"may ({listed})"
+            )
+        info = workflow.info()
+        # Native Ed25519 code outside the sandbox's proxies, as in _check_decision. The signature must
+        # have been valid when the restore was started (not when a worker got round to it).
+        with workflow.unsafe.sandbox_unrestricted():
+            problems = verify_restore_request(inp, keys[who], info.workflow_start_time, workflow_id=info.workflow_id)
+            key_id = "" if problems else key_id_of(keys[who])
+        if problems:
+            raise self._request_refused("; ".join(problems))
+        self.requester_key_id = key_id
+        self.progress.mark(REQUEST_STEP, DONE, f"signed by {who} with key {key_id}, valid until {signed.expires_at}")
+        self._record(
+            "verification",
+            {
+                "requester": {
+                    "requested_by": who,
+                    "key_id": key_id,
+                    "issued_at": signed.issued_at,
+                    "expires_at": signed.expires_at,
+                    "signature": signed.signature,
+                }
+            },
+        )
+
+    def _request_refused(self, problem: str) -> ApplicationError:
+        """The error a restore whose request is not authenticated fails with (its step marked failed)."""
+        message = f"the restore request is not authenticated: {problem}"
+        self.progress.mark(REQUEST_STEP, FAILED, message)
+        return ApplicationError(message, type=REQUEST_NOT_AUTHENTICATED, non_retryable=True)
 
     async def _step(
         self,

@@ -51,6 +51,19 @@ def backup_schedule_id(plan: str) -> str:
 
 
 @dataclass(frozen=True)
+class RequestSignature:
+    """The requester's Ed25519 signature over every field of a restore request and the workflow id it
+    starts (``restore_request_payload``): production restores run only on a request the plan's
+    approvers or requesters signed, so nobody can request under another person's name."""
+
+    workflow_id: str
+    issued_at: str  # ISO 8601 UTC, seconds precision, "Z" suffix
+    expires_at: str  # the restore must start before this
+    key_id: str
+    signature: str = ""  # base64 of the Ed25519 signature
+
+
+@dataclass(frozen=True)
 class RestoreInput:
     """A tenant restore request: which data, from when, and how far it may go (sandbox never promotes)."""
 
@@ -65,10 +78,13 @@ class RestoreInput:
     reason: str = ""
     approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT_SECONDS
     sample_share: float = DEFAULT_SAMPLE_SHARE
+    request_signature: RequestSignature | None = None  # required in production mode
 
 
 @dataclass(frozen=True)
 class ApproverKey:
+    """A person the plan lists (an approver or a requester) and their public key."""
+
     name: str
     public_key: str  # base64 raw Ed25519 public key
 
@@ -81,7 +97,8 @@ class DescribeRestoreInput:
 
 @dataclass(frozen=True)
 class RestoreTargets:
-    """What the plan says a restore of one tenant involves: its approvers, retention and databases."""
+    """What the plan says a restore of one tenant involves: who may request and approve it, retention and
+    databases."""
 
     plan: str
     tenant_id: str
@@ -95,6 +112,8 @@ class RestoreTargets:
     # The database the tenant registry serves the tenant's projections from when the restore began
     # (None: no projection database); promotion swaps from it, and only from it.
     projection_database: str | None = None
+    # Who may request production restores besides the approvers (the plan's [[requesters]]).
+    requesters: tuple[ApproverKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +225,7 @@ class RestoreStatus:
     phase: str
     steps: StepTable
     started_at: str
+    requester_key_id: str | None = None  # set once the request's signature is verified as the requester's
     recovery_point: RecoveryPoint | None = None
     manifest_sha256: str | None = None
     verification_digest: str | None = None

@@ -1,10 +1,11 @@
 """Tenant restores end to end: a real dr-worker process on a Temporal dev server, Blob Storage in
-Azurite, the SQL and Cosmos restores through the SDKs against the emulator, approvals signed with
-the demo approvers' keys."""
+Azurite, the SQL and Cosmos restores through the SDKs against the emulator, production requests
+signed with the demo requester's key and approvals with the demo approvers' keys."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -29,6 +30,7 @@ from activities.integrity import (
     public_key_b64,
     save_private_key,
     sign_approval,
+    sign_restore_request,
     trusted_keys,
 )
 from domain.messages.backups import (
@@ -55,9 +57,10 @@ from starters.seed_data import build_tenant, upload_segments
 from tests.conftest import EmulatorHandle
 from tests.integration.azurite import AzuriteHandle
 from tests.integration.processes import DevServer, WorkerProcess
-from workflows.restore import AWAITING_APPROVAL, PROOF_FAILURES
+from workflows.restore import AWAITING_APPROVAL, PROOF_FAILURES, REQUEST_NOT_AUTHENTICATED
 
 DEMO_KEYS = Path(__file__).resolve().parents[2] / "plans" / "demo-keys"
+REQUESTER = "incident-commander"  # the local plan's [[requesters]]
 START = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=6)
 
 Handle = WorkflowHandle[Any, RestoreResult]
@@ -158,11 +161,22 @@ async def seed_and_back_up(rig: Rig, tenant: str, segments: int = 3) -> str:
 
 
 async def start_restore(rig: Rig, tenant: str, **fields: Any) -> Handle:
-    inp = RestoreInput(plan=rig.plan.name, tenant_id=tenant, requested_by="incident-commander", **fields)
+    """Start a restore requested by the incident commander, production requests signed with their demo key."""
+    inp = RestoreInput(plan=rig.plan.name, tenant_id=tenant, requested_by=REQUESTER, **fields)
+    workflow_id = f"restore-{rig.plan.name}-{tenant}-{uuid.uuid4().hex[:8]}"
+    if inp.mode == MODE_PRODUCTION:
+        now = dt.datetime.now(dt.UTC)
+        inp = sign_restore_request(
+            load_private_key(DEMO_KEYS / f"{REQUESTER}.key"),
+            inp,
+            workflow_id=workflow_id,
+            issued_at=now,
+            expires_at=now + dt.timedelta(minutes=10),
+        )
     return await rig.client.start_workflow(
         "TenantRestoreWorkflow",
         inp,
-        id=f"restore-{rig.plan.name}-{tenant}-{uuid.uuid4().hex[:8]}",
+        id=workflow_id,
         task_queue=rig.worker.task_queue,
         result_type=RestoreResult,
         execution_timeout=dt.timedelta(minutes=5),
@@ -272,6 +286,7 @@ class TestProductionRestore:
         assert waiting.verification_ok is True
         assert waiting.validation is not None
         assert waiting.validation.ok
+        assert waiting.requester_key_id == key_id_of(load_private_key(DEMO_KEYS / f"{REQUESTER}.key"))
         await approve(handle, "bob")
         await approve(handle, "carol")
         result = await handle.result()
@@ -319,6 +334,40 @@ class TestProductionRestore:
         assert {n: back[n] for n in damaged} == damaged
         assert projection_switches(rig.emulator, since, tenant) == [result.restored_database, "projections"]
         assert rig.emulator.mutations(since, "Databases_Delete") == [], "the promoted database is kept"
+
+
+class TestRequester:
+    async def test_an_altered_request_is_refused_and_the_worker_stays_up(self, rig: Rig) -> None:
+        """A production request whose tenant was changed after the incident commander signed it fails its
+        signature check in the real worker: refused before a recovery point is chosen, with nothing
+        quarantined, and the worker process keeps running."""
+        signed_for, other = a_tenant(rig.plan), a_tenant(rig.plan)
+        workflow_id = f"restore-{rig.plan.name}-{other}-{uuid.uuid4().hex[:8]}"
+        now = dt.datetime.now(dt.UTC)
+        request = sign_restore_request(
+            load_private_key(DEMO_KEYS / f"{REQUESTER}.key"),
+            RestoreInput(rig.plan.name, signed_for, REQUESTER, recovery_point_id="RP-none", mode=MODE_PRODUCTION),
+            workflow_id=workflow_id,
+            issued_at=now,
+            expires_at=now + dt.timedelta(minutes=10),
+        )
+        handle: Handle = await rig.client.start_workflow(
+            "TenantRestoreWorkflow",
+            dataclasses.replace(request, tenant_id=other),
+            id=workflow_id,
+            task_queue=rig.worker.task_queue,
+            result_type=RestoreResult,
+            execution_timeout=dt.timedelta(minutes=2),
+        )
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        cause = err.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == REQUEST_NOT_AUTHENTICATED
+        assert f"bad signature: the restore request by {REQUESTER} was not signed by {REQUESTER}'s key" in cause.message
+        assert not await rig.container(rig.plan.backup.quarantine_container(workflow_id)).exists()
+        assert rig.worker.proc is not None
+        assert rig.worker.proc.poll() is None, "the worker survived the failed verification"
 
 
 class TestIntegrityFailure:

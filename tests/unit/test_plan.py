@@ -204,6 +204,77 @@ class TestApprovers:
         assert plan.approver("mallory") is None
 
 
+class TestRequesters:
+    def test_the_local_plan_lists_the_demo_requester(self) -> None:
+        """plans/local.toml lets incident-commander request, with the key in plans/demo-keys/, besides its approvers."""
+        plan = load_plan(PLANS / "local.toml")
+        expected = (PLANS / "demo-keys" / "incident-commander.pub").read_text(encoding="ascii").strip()
+        assert [(r.name, r.public_key) for r in plan.requesters] == [("incident-commander", expected)]
+        requester = plan.requester("incident-commander")
+        assert requester is not None
+        assert requester.public_key == expected
+        assert plan.requester("bob") == plan.approver("bob")
+        assert plan.approver("incident-commander") is None
+        assert plan.requester("mallory") is None
+
+    def test_duplicate_requester(self) -> None:
+        """A requester listed twice is refused on the second entry's name."""
+        requesters = [{"name": "dave", "public_key": ALICE_KEY}, {"name": "dave", "public_key": BOB_KEY}]
+        issue = the_issue(issues(set_key("requesters", value=requesters)), "requesters[1].name")
+        assert "duplicate requester 'dave'" in issue.problem
+        assert "list each requester once" in issue.fix
+
+    def test_requester_named_like_an_approver(self) -> None:
+        """A requester with an approver's name would give that name two keys, so it is refused."""
+        issue = the_issue(
+            issues(set_key("requesters", value=[{"name": "bob", "public_key": ALICE_KEY}])), "requesters[0].name"
+        )
+        assert "requester 'bob' is already an approver" in issue.problem
+        assert "remove 'bob' from [[requesters]]" in issue.fix
+
+    def test_requester_without_key(self) -> None:
+        """A requester with no public key is told how to make one."""
+        issue = the_issue(issues(set_key("requesters", value=[{"name": "dave"}])), "requesters[0].public_key")
+        assert "requester 'dave' has no public key" in issue.problem
+        assert "drctl keys generate dave" in issue.fix
+
+    @pytest.mark.parametrize("key", ["not base64!", "c2hvcnQ=", ALICE_KEY[:-4]])
+    def test_malformed_requester_key(self, key: str) -> None:
+        """A requester key that is not base64 of exactly 32 bytes is refused on its field."""
+        issue = the_issue(
+            issues(set_key("requesters", value=[{"name": "dave", "public_key": key}])), "requesters[0].public_key"
+        )
+        assert "not a base64 Ed25519 public key" in issue.problem
+        assert "drctl keys generate" in issue.fix
+
+    def test_two_requesters_with_one_key(self) -> None:
+        """Two requester names sharing a key are refused on the second one."""
+        requesters = [{"name": "dave", "public_key": ALICE_KEY}, {"name": "erin", "public_key": ALICE_KEY}]
+        issue = the_issue(issues(set_key("requesters", value=requesters)), "requesters[1].public_key")
+        assert "requester 'erin' has the same key as 'dave'" in issue.problem
+        assert "drctl keys generate erin" in issue.fix
+
+    def test_requester_with_an_approvers_key(self) -> None:
+        """A requester holding an approver's key would let that approver request under another name and then
+        approve, so it is refused naming the approver."""
+        bob = next(a["public_key"] for a in LOCAL_RAW["approvers"] if a["name"] == "bob")
+        issue = the_issue(
+            issues(set_key("requesters", value=[{"name": "dave", "public_key": bob}])), "requesters[0].public_key"
+        )
+        assert "requester 'dave' has the same key as approver 'bob'" in issue.problem
+        assert "could then request a restore as 'dave' and approve it" in issue.problem
+        assert "drctl keys generate dave" in issue.fix
+
+    def test_valid_requesters_load_and_are_optional(self) -> None:
+        """Requesters with keys of their own load; a plan without [[requesters]] has none."""
+        requesters = [{"name": "dave", "public_key": ALICE_KEY}, {"name": "erin", "public_key": BOB_KEY}]
+        plan = parse_plan(local_raw(set_key("requesters", value=requesters), inline_tenants=True), base_dir=PLANS)
+        assert [r.name for r in plan.requesters] == ["dave", "erin"]
+        assert plan.requester("erin") is not None
+        without = parse_plan(local_raw(delete_key("requesters"), inline_tenants=True), base_dir=PLANS)
+        assert without.requesters == ()
+
+
 class TestFailback:
     def test_steps_must_increase(self) -> None:
         """Traffic steps that go down are refused with an example schedule."""

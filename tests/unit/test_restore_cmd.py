@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
-from activities.integrity import generate_private_key, save_private_key
+from activities.integrity import generate_private_key, key_id_of, save_private_key
 from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
 from domain.messages.integrity import REJECT
 from domain.messages.restore import (
@@ -57,6 +57,7 @@ from workflows import WORKFLOWS
 from workflows.restore import AWAITING_APPROVAL
 
 LOCAL = Path(__file__).resolve().parents[2] / "plans" / "local.toml"
+DEMO_KEYS = LOCAL.parent / "demo-keys"
 REQUESTER = "alice"  # an approver of the fake plan, so only the requester rule can refuse her
 
 
@@ -133,9 +134,15 @@ def request(mode: str = MODE_PRODUCTION) -> RestoreInput:
     )
 
 
-async def start(env: WorkflowEnvironment, task_queue: str, mode: str = MODE_PRODUCTION) -> str:
+async def start(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, mode: str = MODE_PRODUCTION) -> str:
+    """A restore requested by REQUESTER, signed with her key as `drctl restore start --key` signs it."""
     handle = await start_restore(
-        env.client, request(mode), task_queue=task_queue, workflow_id=f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+        env.client,
+        request(mode),
+        task_queue=task_queue,
+        workflow_id=f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}",
+        key=world.key_of(REQUESTER),
+        now=await env.get_current_time(),
     )
     return handle.id
 
@@ -162,7 +169,7 @@ async def finish(env: WorkflowEnvironment, workflow_id: str, *, cancel: bool = F
 
 async def promoted(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str) -> str:
     """A production restore approved by two approvers (not the requester), run to its end."""
-    wid = await start(env, task_queue)
+    wid = await start(env, world, task_queue)
     await until_awaiting(env, wid)
     now = await env.get_current_time()
     for name in ("bob", "carol"):
@@ -175,6 +182,24 @@ async def promoted(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue
 
 def start_args(*extra: str) -> list[str]:
     return ["start", "--plan", "local", "--tenant", TENANT, "--mode", MODE_PRODUCTION, "--as", REQUESTER, *extra]
+
+
+def local_production_args(plan: DrPlan, requester: str, *extra: str) -> list[str]:
+    """A production request against the plan file plans/local.toml, for one of its tenants."""
+    return [
+        "start",
+        "--plan",
+        str(LOCAL),
+        "--tenant",
+        plan.tenants[0].id,
+        "--recovery-point",
+        RECOVERY_POINT,
+        "--mode",
+        MODE_PRODUCTION,
+        "--as",
+        requester,
+        *extra,
+    ]
 
 
 # ---- no server needed ---------------------------------------------------------------------------
@@ -215,6 +240,47 @@ class TestStartRefusesBadRequests:
         assert res.exit_code == 2
         assert "--tenant 'nobody' is not a tenant of plan local" in res.output
         assert "cannot reach Temporal" not in res.output
+
+    def test_production_without_a_key_is_refused(self) -> None:
+        """A production request without --key exits 2 naming --key and how to make one, before contacting
+        Temporal; the same request in sandbox mode needs no key."""
+        res = drctl_offline(*start_args("--recovery-point", RECOVERY_POINT))
+        sandbox = drctl_offline("start", "--plan", "local", "--tenant", TENANT, "--recovery-point", RECOVERY_POINT)
+        assert res.exit_code == 2
+        assert "--mode production needs --key: the request is signed with the requester's Ed25519" in res.output
+        assert f"--as {REQUESTER} --key {REQUESTER}.key; `drctl keys generate {REQUESTER}` makes one" in res.output
+        assert "cannot reach Temporal" not in res.output
+        assert sandbox.exit_code == 1
+        assert "cannot reach Temporal" in sandbox.output
+
+    def test_a_key_not_the_requesters_is_refused(self, plan: DrPlan) -> None:
+        """Given the plan file, signing as incident-commander with bob's key exits 2 naming both key ids."""
+        res = drctl_offline(*local_production_args(plan, "incident-commander", "--key", str(DEMO_KEYS / "bob.key")))
+        assert res.exit_code == 2
+        bob = plan.approver("bob")
+        requester = plan.requester("incident-commander")
+        assert bob is not None
+        assert requester is not None
+        assert (
+            f"--key is key {key_id_of(bob.public_key)}, not incident-commander's: plan local lists "
+            f"{key_id_of(requester.public_key)} for incident-commander"
+        ) in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_a_requester_the_plan_does_not_list_is_refused(self, plan: DrPlan) -> None:
+        """Given the plan file, a name that is neither an approver nor a requester exits 2 listing who may."""
+        res = drctl_offline(*local_production_args(plan, "dave", "--key", str(DEMO_KEYS / "bob.key")))
+        assert res.exit_code == 2
+        assert "--as dave: plan local lets only its [[approvers]] and [[requesters]] request restores" in res.output
+        assert "(alice, bob, carol, incident-commander)" in res.output
+        assert "cannot reach Temporal" not in res.output
+
+    def test_the_requesters_own_key_goes_on_to_connect(self, plan: DrPlan) -> None:
+        """incident-commander with the demo key the plan lists passes the local checks and then needs Temporal."""
+        key = DEMO_KEYS / "incident-commander.key"
+        res = drctl_offline(*local_production_args(plan, "incident-commander", "--key", str(key)))
+        assert res.exit_code == 1
+        assert "cannot reach Temporal" in res.output
 
     def test_a_valid_request_goes_on_to_connect(self) -> None:
         """A valid request passes the local checks, notes the UTC assumption, and then needs Temporal (exit 1)."""
@@ -279,13 +345,22 @@ class TestRequestHelpers:
 
 class TestStartAndStatus:
     async def test_start_wait_stops_when_approval_is_awaited(
-        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, keys: dict[str, Path]
     ) -> None:
-        """`start --wait` starts the restore under its business id and stops once it awaits approval, naming
-        the approvers who may decide."""
+        """`start --key --wait` signs the request, starts the restore under its business id and stops once it
+        awaits approval, naming the approvers who may decide and the requester as verified."""
         async with worker(time_env, world, task_queue):
             res = await drctl(
-                time_env, *start_args("--recovery-point", RECOVERY_POINT, "--wait", "--task-queue", task_queue)
+                time_env,
+                *start_args(
+                    "--recovery-point",
+                    RECOVERY_POINT,
+                    "--key",
+                    str(keys[REQUESTER]),
+                    "--wait",
+                    "--task-queue",
+                    task_queue,
+                ),
             )
             events = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
             wid = events[0]["workflow_id"]
@@ -297,6 +372,8 @@ class TestStartAndStatus:
         assert outcome["event"] == "outcome"
         assert outcome["status"]["phase"] == AWAITING_APPROVAL
         assert outcome["request"]["requested_by"] == REQUESTER
+        assert outcome["request"]["request_signature"]["workflow_id"] == wid
+        assert outcome["status"]["requester_key_id"] == key_id_of(world.approver_keys[REQUESTER])
         assert set(outcome["status"]["approvers"]) == {"alice", "bob", "carol"}
 
     async def test_status_shows_the_verification_and_every_package(
@@ -305,7 +382,7 @@ class TestStartAndStatus:
         """While awaiting approval, status shows the verification digest, each package verified and its
         records validated against the manifest, and what approvers must run."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             expected = (await until_awaiting(time_env, wid)).status
             as_json = await drctl(time_env, "status", wid, "--json")
             human = await drctl(time_env, "status", wid)
@@ -328,6 +405,7 @@ class TestStartAndStatus:
         assert "0 of 2 required" in human.output
         assert "awaiting 2 more approval(s)" in human.output
         assert "from: bob, carol (alice requested it and cannot decide)" in human.output
+        assert f"{REQUESTER} (signature verified, key {key_id_of(world.approver_keys[REQUESTER])})" in human.output
         assert f"drctl restore approve {wid} --as NAME --key NAME.key" in human.output
 
     async def test_status_of_a_closed_restore_shows_its_outcome(
@@ -335,7 +413,7 @@ class TestStartAndStatus:
     ) -> None:
         """A finished sandbox restore's status reports its result and the step table."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            wid = await start(time_env, world, task_queue, mode=MODE_SANDBOX)
             await finish(time_env, wid)
             view = await restore_view(time_env.client, wid)
             res = await drctl(time_env, "status", wid)
@@ -345,6 +423,16 @@ class TestStartAndStatus:
         assert res.exit_code == 0, res.output
         assert "outcome: sandbox-validated" in res.output
         assert "Remove the quarantine" in res.output
+
+    async def test_an_unsigned_production_request_is_not_started(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """start_restore refuses a production request without the requester's key, and nothing is started."""
+        wid = f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(RestoreCommandError, match=f"must be signed by its requester {REQUESTER}"):
+            await start_restore(time_env.client, request(), task_queue=task_queue, workflow_id=wid)
+        with pytest.raises(RestoreCommandError, match=f"no workflow with id {wid}"):
+            await restore_view(time_env.client, wid)
 
     async def test_status_of_an_unknown_id_says_so(self, time_env: WorkflowEnvironment) -> None:
         """An id no workflow has exits 1 with a hint to list restores."""
@@ -361,7 +449,7 @@ class TestDecisions:
         """Approvals by two approvers other than the requester, each signed with their key file, promote the
         restore and replace the tenant's live data."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             await until_awaiting(time_env, wid)
             first = await drctl(time_env, "approve", wid, "--as", "bob", "--key", str(keys["bob"]))
             second = await drctl(time_env, "approve", wid, "--as", "carol", "--key", str(keys["carol"]))
@@ -381,7 +469,7 @@ class TestDecisions:
         """The requester's own approval is refused by the workflow's validator; drctl prints its message and
         exits non-zero, and nothing is recorded."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             await until_awaiting(time_env, wid)
             res = await drctl(time_env, "approve", wid, "--as", REQUESTER, "--key", str(keys[REQUESTER]))
             after = await restore_view(time_env.client, wid)
@@ -396,7 +484,7 @@ class TestDecisions:
     ) -> None:
         """An approval signed with someone else's key fails the validator's signature check."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             await until_awaiting(time_env, wid)
             res = await drctl(time_env, "approve", wid, "--as", "bob", "--key", str(keys["carol"]))
             await finish(time_env, wid, cancel=True)
@@ -409,7 +497,7 @@ class TestDecisions:
         """A signed rejection with a reason ends the restore rejected, promoting nothing."""
         before = dict(world.live)
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             await until_awaiting(time_env, wid)
             res = await drctl(
                 time_env, "reject", wid, "--as", "bob", "--key", str(keys["bob"]), "--reason", "wrong recovery point"
@@ -428,7 +516,7 @@ class TestDecisions:
         """While the restore still validates, approve refuses (exit 1) naming the phase, and sends nothing."""
         world.hold_validation = asyncio.Event()
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue)
+            wid = await start(time_env, world, task_queue)
             await asyncio.wait_for(
                 watch_restore(
                     time_env.client,
@@ -453,7 +541,7 @@ class TestDecisions:
     ) -> None:
         """A restore that no longer awaits approval is refused before anything is signed or sent."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            wid = await start(time_env, world, task_queue, mode=MODE_SANDBOX)
             await finish(time_env, wid)
             with pytest.raises(RestoreCommandError, match="is no longer running \\(Completed\\)"):
                 await decide(time_env.client, wid, approver="bob", key=world.approver_keys["bob"], decision=REJECT)
@@ -483,7 +571,7 @@ class TestUndo:
     ) -> None:
         """A sandbox restore never replaced live data: undo refuses, saying so, and starts nothing."""
         async with worker(time_env, world, task_queue):
-            wid = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            wid = await start(time_env, world, task_queue, mode=MODE_SANDBOX)
             await finish(time_env, wid)
             res = await drctl(time_env, "undo", wid, "--task-queue", task_queue)
         assert res.exit_code == 1
@@ -497,7 +585,7 @@ class TestList:
     ) -> None:
         """A finished restore is listed under its plan and tenant with its phase, and left out by --open."""
         async with worker(dev_env, world, task_queue):
-            wid = await start(dev_env, task_queue, mode=MODE_SANDBOX)
+            wid = await start(dev_env, world, task_queue, mode=MODE_SANDBOX)
             await finish(dev_env, wid)
         rows: list[restore_cmd.RestoreListing] = []
         for _ in range(100):  # visibility is eventually consistent

@@ -87,7 +87,7 @@ TENANT = "tenant-0001"
 RECOVERY_POINT = "RP-20261128T090000Z-eastus-tenant-0001"
 CREATED_AT = "2026-11-28T09:00:00.000000Z"
 APPROVERS = ("alice", "bob", "carol")
-REQUESTER = "rita"
+REQUESTER = "rita"  # may request production restores, not approve them (the plan's [[requesters]])
 
 
 def segment(tenant: str, index: int, records: int = 20) -> bytes:
@@ -108,6 +108,7 @@ class FakeRestoreWorld:
     approver_keys: dict[str, Ed25519PrivateKey] = field(
         default_factory=lambda: {name: generate_private_key() for name in APPROVERS}
     )
+    requester_keys: dict[str, Ed25519PrivateKey] = field(default_factory=lambda: {REQUESTER: generate_private_key()})
     approvals_required: int = 2
     cosmos_account: str | None = "cosmos-estate"
     calls: list[tuple[str, Any]] = field(default_factory=list)
@@ -188,6 +189,10 @@ class FakeRestoreWorld:
     def of(self, name: str) -> list[Any]:
         return [arg for call, arg in self.calls if call == name]
 
+    def key_of(self, name: str) -> Ed25519PrivateKey:
+        """The private key of an approver or requester of the fake plan."""
+        return {**self.approver_keys, **self.requester_keys}[name]
+
     # ---- activities -----------------------------------------------------------------------------
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -205,6 +210,7 @@ class FakeRestoreWorld:
                 sql_database="projections",
                 cosmos_account=self.cosmos_account,
                 projection_database=self.projection_database,
+                requesters=tuple(ApproverKey(n, public_key_b64(k)) for n, k in self.requester_keys.items()),
             )
 
         @activity.defn(name="backups.find_recovery_point")

@@ -4,7 +4,10 @@ activities and the real manifest, approval and evidence cryptography."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,8 +23,9 @@ from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.integrity import INTEGRITY_ERROR_TYPE, sign_approval
+from activities.integrity import INTEGRITY_ERROR_TYPE, key_id_of, sign_approval, sign_restore_request
 from domain.messages.integrity import APPROVE, REJECT, Approval
+from domain.messages.progress import DONE, FAILED
 from domain.messages.restore import (
     MODE_PRODUCTION,
     MODE_SANDBOX,
@@ -37,9 +41,15 @@ from domain.messages.restore import (
 )
 from starters.stack import SEARCH_ATTRIBUTES
 from tests.conftest import venv_binary
-from tests.workflows.restore_fakes import CREATED_AT, RECOVERY_POINT, TENANT, FakeRestoreWorld
+from tests.workflows.restore_fakes import CREATED_AT, RECOVERY_POINT, REQUESTER, TENANT, FakeRestoreWorld
 from workflows import WORKFLOWS
-from workflows.restore import AWAITING_APPROVAL, PROOF_FAILURES, TenantRestoreWorkflow
+from workflows.restore import (
+    AWAITING_APPROVAL,
+    PROOF_FAILURES,
+    REQUEST_NOT_AUTHENTICATED,
+    REQUEST_STEP,
+    TenantRestoreWorkflow,
+)
 
 Handle = WorkflowHandle[Any, RestoreResult]
 
@@ -50,12 +60,32 @@ async def worker(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: 
         yield
 
 
-async def start(env: WorkflowEnvironment, task_queue: str, **kwargs: Any) -> Handle:
+async def start(
+    env: WorkflowEnvironment,
+    world: FakeRestoreWorld,
+    task_queue: str,
+    *,
+    key: Ed25519PrivateKey | None = None,
+    unsigned: bool = False,
+    signed_for: str | None = None,
+    hours: float = 1,
+    **kwargs: Any,
+) -> Handle:
+    """Start a restore requested by alice (or ``requested_by``); a production request is signed as
+    `drctl restore start --key` signs it, with the requester's key unless ``key`` is given."""
     fields: dict[str, Any] = {"recovery_point_id": RECOVERY_POINT, "requested_by": "alice"} | kwargs
     inp = RestoreInput(plan="local", tenant_id=TENANT, **fields)
-    return await env.client.start_workflow(
-        TenantRestoreWorkflow.run, inp, id=f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}", task_queue=task_queue
-    )
+    workflow_id = f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+    if inp.mode == MODE_PRODUCTION and not unsigned:
+        now = await env.get_current_time()
+        inp = sign_restore_request(
+            key or world.key_of(inp.requested_by),
+            inp,
+            workflow_id=signed_for or workflow_id,
+            issued_at=now,
+            expires_at=now + dt.timedelta(hours=hours),
+        )
+    return await env.client.start_workflow(TenantRestoreWorkflow.run, inp, id=workflow_id, task_queue=task_queue)
 
 
 async def status(handle: Handle) -> RestoreStatus:
@@ -148,6 +178,144 @@ def proof_failures(buffer: MetricBuffer) -> float:
     return sum(u.value for u in buffer.retrieve_updates() if u.metric.name == PROOF_FAILURES)
 
 
+def step_of(current: RestoreStatus, key: str) -> tuple[str, str]:
+    """The status and detail of one step of the restore's step table."""
+    step = next(s for s in current.steps.steps if s.key == key)
+    return step.status, step.detail
+
+
+def evidence_data(world: FakeRestoreWorld, handle: Handle, key: str) -> list[Any]:
+    """What the restore's evidence pack recorded under ``key``, entry by entry."""
+    pack = json.loads(world.evidence[f"evidence/{handle.id}.json"])
+    return [entry["data"][key] for entry in pack["entries"] if key in entry["data"]]
+
+
+# How a production request can fail to authenticate its requester: start() arguments (given the world)
+# and what the error must say.
+UNAUTHENTICATED: dict[str, tuple[Callable[[FakeRestoreWorld], dict[str, Any]], str]] = {
+    "unsigned": (lambda w: {"unsigned": True}, "must be signed by its requester alice"),
+    "unknown requester": (
+        lambda w: {"requested_by": "mallory", "key": Ed25519PrivateKey.generate()},
+        "'mallory' may not request restores of plan local",
+    ),
+    "unknown key": (
+        lambda w: {"requested_by": REQUESTER, "key": Ed25519PrivateKey.generate()},
+        f"the restore request by {REQUESTER} was signed with key",
+    ),
+    "bob's key as dave": (
+        lambda w: {"requested_by": "dave", "key": w.approver_keys["bob"]},
+        "the restore request by dave was signed with key {bob}, not dave's",
+    ),
+    "another workflow": (
+        lambda w: {"signed_for": "restore-local-other"},
+        "workflow id 'restore-local-other' in the restore request by alice does not match",
+    ),
+    "expired": (lambda w: {"hours": -1}, "the restore request by alice expired at"),
+}
+
+
+class TestRequester:
+    @pytest.mark.parametrize("case", list(UNAUTHENTICATED))
+    async def test_an_unauthenticated_production_request_is_refused_before_any_copy(
+        self, time_env: WorkflowEnvironment, task_queue: str, case: str
+    ) -> None:
+        """A production request that is unsigned, by someone the plan does not list, signed with a key not the
+        requester's (bob's key under dave's name), for another run or expired fails naming the problem before
+        a recovery point is even chosen, and still cleans up and leaves its evidence."""
+        world = FakeRestoreWorld()
+        world.requester_keys["dave"] = Ed25519PrivateKey.generate()
+        arguments, named = UNAUTHENTICATED[case]
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION, **arguments(world))
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+            final = await status(handle)
+        cause = failure(err)
+        assert cause.type == REQUEST_NOT_AUTHENTICATED
+        assert named.format(bob=key_id_of(world.approver_keys["bob"])) in cause.message
+        assert "the restore request is not authenticated" in cause.message
+        assert world.of("backups.find_recovery_point") == []
+        assert world.of("backups.copy_to_quarantine") == []
+        assert world.quarantine == {}
+        assert world.of("sql.restore_database_pitr") == []
+        assert world.of("backups.promote") == []
+        assert world.of("backups.cleanup_quarantine"), "the failure path cleans up"
+        assert world.evidence, "a refused restore still leaves its evidence pack"
+        assert final.phase == "failed"
+        assert final.requester_key_id is None
+        assert step_of(final, REQUEST_STEP)[0] == FAILED
+
+    async def test_an_altered_request_fails_its_signature(self, time_env: WorkflowEnvironment, task_queue: str) -> None:
+        """A signed request whose fields changed after signing (here its approval window) is refused as a bad
+        signature: the signature covers every field."""
+        world = FakeRestoreWorld()
+        workflow_id = f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+        now = await time_env.get_current_time()
+        signed_request = sign_restore_request(
+            world.approver_keys["alice"],
+            RestoreInput("local", TENANT, "alice", recovery_point_id=RECOVERY_POINT, mode=MODE_PRODUCTION),
+            workflow_id=workflow_id,
+            issued_at=now,
+            expires_at=now + dt.timedelta(hours=1),
+        )
+        altered = dataclasses.replace(signed_request, approval_timeout_seconds=365 * 24 * 3600)
+        async with worker(time_env, world, task_queue):
+            handle = await time_env.client.start_workflow(
+                TenantRestoreWorkflow.run, altered, id=workflow_id, task_queue=task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+        assert failure(err).type == REQUEST_NOT_AUTHENTICATED
+        assert "bad signature: the restore request by alice was not signed by alice's key" in failure(err).message
+        assert world.of("backups.copy_to_quarantine") == []
+
+    async def test_a_signed_request_proceeds_and_its_requester_shows_as_verified(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """A request signed by a listed requester (not an approver) runs as before: the status shows the
+        verified key, the evidence records the signature, and two approvals promote it."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION, requested_by=REQUESTER)
+            waiting = await wait_phase(handle, AWAITING_APPROVAL)
+            for name in ("bob", "carol"):
+                await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys[name], name))
+            result = await handle.result()
+        expected = key_id_of(world.requester_keys[REQUESTER])
+        step, detail = step_of(waiting, REQUEST_STEP)
+        assert waiting.requested_by == REQUESTER
+        assert waiting.requester_key_id == expected
+        assert step == DONE
+        assert f"signed by {REQUESTER} with key {expected}" in detail
+        assert result.outcome == OUTCOME_PROMOTED
+        assert result.approvals == ("bob", "carol")
+        assert world.live == world.restore_data
+        (recorded,) = evidence_data(world, handle, "requester")
+        assert (recorded["requested_by"], recorded["key_id"]) == (REQUESTER, expected)
+        assert len(base64.b64decode(recorded["signature"], validate=True)) == 64, "recorded, not masked"
+
+    async def test_an_approval_with_the_requesters_key_under_another_name_is_refused(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """When the key that signed the request is also an approver's, that approver's approval is refused by
+        the validator (the requester cannot approve under another name) and never reaches history."""
+        world = FakeRestoreWorld()
+        world.requester_keys[REQUESTER] = world.approver_keys["carol"]
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION, requested_by=REQUESTER)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            message = await refused(handle, await signed(time_env, handle, world.approver_keys["carol"], "carol"))
+            updates = await accepted_updates(handle)
+            await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys["bob"], "bob"))
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        assert f"signed this restore's request as {REQUESTER}" in message
+        assert "the requester cannot decide on it" in message
+        assert updates == 0
+        assert world.of("backups.promote") == []
+
+
 class TestIntegrityFailures:
     @pytest.mark.parametrize("tampering", list(TAMPERINGS))
     async def test_tampered_recovery_point_is_never_quarantined_or_promoted(
@@ -161,7 +329,7 @@ class TestIntegrityFailures:
         tamper, named = TAMPERINGS[tampering]
         tamper(world)
         async with worker(env, world, task_queue):
-            handle = await start(env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(env, world, task_queue, mode=MODE_PRODUCTION)
             with pytest.raises(WorkflowFailureError) as err:
                 await handle.result()
             final = await status(handle)
@@ -183,7 +351,7 @@ class TestApprovals:
         """While awaiting approval the status names the tenant, recovery point, verification and validation."""
         world = FakeRestoreWorld()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             current = await wait_phase(handle, AWAITING_APPROVAL)
             await handle.cancel()
             with pytest.raises(WorkflowFailureError):
@@ -207,7 +375,7 @@ class TestNoPromotion:
         world = FakeRestoreWorld()
         before = dict(world.live)
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            handle = await start(time_env, world, task_queue, mode=MODE_SANDBOX)
             result = await handle.result()
         assert result.outcome == OUTCOME_SANDBOX
         assert world.of("backups.promote") == []
@@ -223,7 +391,7 @@ class TestNoPromotion:
         """With no decision within 72 hours the restore cleans up and promotes nothing."""
         world = FakeRestoreWorld()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             await wait_phase(handle, AWAITING_APPROVAL)
             began = await time_env.get_current_time()
             result = await handle.result()
@@ -241,7 +409,7 @@ class TestDatabaseRestores:
         """The projection database and the Cosmos account are restored as of the recovery point into new names."""
         world = FakeRestoreWorld()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue)
+            handle = await start(time_env, world, task_queue)
             result = await handle.result()
         (sql,) = world.of("sql.restore_database_pitr")
         (cosmos,) = world.of("cosmos.restore_account")
@@ -261,7 +429,7 @@ class TestDatabaseRestores:
         """A plan without a Cosmos DB account skips that restore."""
         world = FakeRestoreWorld(cosmos_account=None)
         async with worker(time_env, world, task_queue):
-            result = await (await start(time_env, task_queue)).result()
+            result = await (await start(time_env, world, task_queue)).result()
         assert world.of("cosmos.restore_account") == []
         assert result.restored_cosmos_account is None
 
@@ -273,7 +441,7 @@ class TestRequest:
         """Both a time and a recovery point, or an unknown mode, are refused with the reason."""
         world = FakeRestoreWorld()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, at="2026-11-28T09:00:00Z", mode="live")
+            handle = await start(time_env, world, task_queue, at="2026-11-28T09:00:00Z", mode="live")
             with pytest.raises(WorkflowFailureError) as err:
                 await handle.result()
         message = failure(err).message
@@ -285,7 +453,7 @@ class TestRequest:
         """The catalog's refusal of a future point in time is the restore's error."""
         world = FakeRestoreWorld()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, recovery_point_id=None, at="2030-01-01T00:00:00Z")
+            handle = await start(time_env, world, task_queue, recovery_point_id=None, at="2030-01-01T00:00:00Z")
             with pytest.raises(WorkflowFailureError) as err:
                 await handle.result()
         assert failure(err).type == "PointInTimeInFuture"
@@ -301,7 +469,7 @@ class TestApprovalDecisions:
         world = FakeRestoreWorld()
         outsider = Ed25519PrivateKey.generate()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             await wait_phase(handle, AWAITING_APPROVAL)
             keys = world.approver_keys
             bob = await signed(time_env, handle, keys["bob"], "bob")
@@ -338,6 +506,23 @@ class TestApprovalDecisions:
         assert world.quarantine == {}
         assert await accepted_updates(handle) == 2
 
+    async def test_an_approval_altered_after_signing_is_refused(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """An approval whose expiry was extended after signing fails its signature check in the validator, and
+        the worker goes on to take the valid approvals that follow."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            bob = await signed(time_env, handle, world.approver_keys["bob"], "bob")
+            message = await refused(handle, dataclasses.replace(bob, expires_at="9999-12-31T00:00:00Z"))
+            for name in ("bob", "carol"):
+                await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys[name], name))
+            result = await handle.result()
+        assert "bad signature: the approval by bob was not signed by bob's key or was altered" in message
+        assert result.outcome == OUTCOME_PROMOTED
+
     async def test_rejection_cleans_up_and_promotes_nothing(
         self, time_env: WorkflowEnvironment, task_queue: str
     ) -> None:
@@ -345,7 +530,7 @@ class TestApprovalDecisions:
         world = FakeRestoreWorld()
         before = dict(world.live)
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             await wait_phase(handle, AWAITING_APPROVAL)
             decision = await signed(time_env, handle, world.approver_keys["carol"], "carol", decision=REJECT)
             with pytest.raises(WorkflowUpdateFailedError) as empty:
@@ -366,7 +551,7 @@ class TestApprovalDecisions:
         world = FakeRestoreWorld()
         world.hold_validation = asyncio.Event()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_SANDBOX)
+            handle = await start(time_env, world, task_queue, mode=MODE_SANDBOX)
             await wait_phase(handle, "validate")
             message = await refused(
                 handle,
@@ -393,7 +578,7 @@ class TestCleanupAndSafety:
         """When the Cosmos restore fails, the SQL copy (and the Cosmos account Azure may have begun) are deleted."""
         world = FakeRestoreWorld(fail_cosmos_restore=True)
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
         (sql,) = world.of("sql.restore_database_pitr")
@@ -409,7 +594,7 @@ class TestCleanupAndSafety:
         world = FakeRestoreWorld()
         before = dict(world.live)
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             await wait_phase(handle, AWAITING_APPROVAL)
             world.projection_database = "projections-elsewhere"
             for name in ("bob", "carol"):
@@ -427,7 +612,7 @@ class TestCleanupAndSafety:
         world = FakeRestoreWorld()
         world.hold_cleanup = asyncio.Event()
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION, approval_timeout_seconds=3600)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION, approval_timeout_seconds=3600)
             await wait_phase(handle, AWAITING_APPROVAL)
             late = await signed(time_env, handle, world.approver_keys["bob"], "bob", hours=100)
             # Awaiting the result lets the test server skip time to the deadline; the cleanup then waits.
@@ -445,7 +630,7 @@ class TestCleanupAndSafety:
         world = FakeRestoreWorld()
         world.approver_keys["carol"] = world.approver_keys["bob"]
         async with worker(time_env, world, task_queue):
-            handle = await start(time_env, task_queue, mode=MODE_PRODUCTION)
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
             await wait_phase(handle, AWAITING_APPROVAL)
             await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys["bob"], "bob"))
             message = await refused(handle, await signed(time_env, handle, world.approver_keys["carol"], "carol"))
