@@ -67,7 +67,7 @@ from domain.messages.restore import (
 )
 from domain.plan import Blackout, DrPlan, load_plan
 from starters.drill_cmd import DrillCommandError, StoredReport, upsert_drill_schedule, workflow_report
-from tests.conftest import ROOT
+from tests.conftest import ROOT, time_skipping
 from workflows.drill import DrillWorkflow
 
 DRILL_PLAN = ROOT / "plans" / "local-drill.toml"
@@ -663,12 +663,15 @@ class TestCancellation:
         assert [(r.workflow_id, r.status) for r in world.stored] == [(ended.workflow_id, STATUS_FAILED)]
 
     async def test_cancel_before_the_failover_stores_the_report_without_failback(
-        self, time_env: WorkflowEnvironment, world: DrillWorld, task_queue: str
+        self, world: DrillWorld, task_queue: str
     ) -> None:
         """Cancelled while it reads the recovery point ages, the drill changed nothing: no failover, no failback,
         a failed report saying so, and it ends cancelled."""
         world.ages_seconds = 3600.0
-        ended = await cancel_during(time_env, world, task_queue, "backup-ages", None)
+        # A server of its own: the ages activity the cancel abandons keeps the time-skipping server from
+        # skipping time for as long as it lives, which would stall later tests sharing the session's server.
+        async with time_skipping() as own_env:
+            ended = await cancel_during(own_env, world, task_queue, "backup-ages", None)
         assert isinstance(ended.error.cause, CancelledError)
         assert ended.status.phase == "cancelled"
         assert f"cancelled during backup-ages: {CANCEL_REASON}" in ended.report.reasons
