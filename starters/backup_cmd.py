@@ -205,7 +205,7 @@ async def watch_backup(
 
 def status_view(status: BackupStatus) -> RenderableType:
     """A running backup: phase, totals across runs, and this run's step table."""
-    finished = len(status.recovery_points) + len(status.failed) + len(status.skipped)
+    finished = status.points_made + status.failures + status.skips
     return Group(
         header(
             f"Backup of plan {status.plan}",
@@ -216,9 +216,9 @@ def status_view(status: BackupStatus) -> RenderableType:
             [
                 ("workflow", status.workflow_id),
                 ("tenants", f"{finished} of {status.total or '?'} done (run {status.run})"),
-                ("recovery points", len(status.recovery_points)),
-                ("no data", len(status.skipped) or None),
-                ("failed", len(status.failed) or None),
+                ("recovery points", status.points_made),
+                ("no data", status.skips or None),
+                ("failed", status.failures or None),
                 ("running", ", ".join(status.running) or None),
                 ("copied", human_bytes(status.bytes_copied)),
             ]
@@ -232,15 +232,15 @@ def result_view(result: BackupResult) -> RenderableType:
     parts: list[RenderableType] = [
         header(
             f"Backup of plan {result.plan}",
-            badge="failed" if result.failed else "done",
-            badge_style="bold red" if result.failed else "bold green",
+            badge="failed" if result.failures else "done",
+            badge_style="bold red" if result.failures else "bold green",
         ),
         facts(
             [
                 ("tenants", result.tenants),
-                ("recovery points", len(result.recovery_points)),
-                ("no data", len(result.skipped)),
-                ("failed", len(result.failed)),
+                ("recovery points", result.points_made),
+                ("no data", result.skips),
+                ("failed", result.failures),
                 ("copied", human_bytes(result.bytes_copied)),
                 ("runs", result.runs),
                 ("started", result.started_at),
@@ -250,7 +250,9 @@ def result_view(result: BackupResult) -> RenderableType:
     ]
     if result.failed:
         rows = [entry.split(": ", 1) if ": " in entry else [entry, ""] for entry in result.failed]
-        parts.append(table("failed tenants", ["tenant", "reason"], rows))
+        unnamed = result.failures - len(result.failed)
+        title = "failed tenants" + (f" (the first {len(result.failed)}; {unnamed} more)" if unnamed > 0 else "")
+        parts.append(table(title, ["tenant", "reason"], rows))
     return Group(*parts)
 
 

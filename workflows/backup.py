@@ -119,6 +119,10 @@ class BackupWorkflow:
         self.done: list[str] = list(inp.done)
         self.failed: list[str] = list(inp.failed)
         self.skipped: list[str] = list(inp.skipped)
+        # Counts are whole; the lists name at most names_kept (max: an input from before the counts).
+        self.points_made = max(inp.points_made, len(self.done))
+        self.failures = max(inp.failures, len(self.failed))
+        self.skips = max(inp.skips, len(self.skipped))
         self.running: list[str] = []
         self.bytes_copied = inp.bytes_copied
 
@@ -136,6 +140,9 @@ class BackupWorkflow:
             failed=tuple(self.failed),
             skipped=tuple(self.skipped),
             running=tuple(self.running),
+            points_made=self.points_made,
+            failures=self.failures,
+            skips=self.skips,
             remaining=self.remaining,
             bytes_copied=self.bytes_copied,
         )
@@ -179,6 +186,9 @@ class BackupWorkflow:
                     done=tuple(self.done),
                     failed=tuple(self.failed),
                     skipped=tuple(self.skipped),
+                    points_made=self.points_made,
+                    failures=self.failures,
+                    skips=self.skips,
                     runs=inp.runs + 1,
                     total=self.total,
                     bytes_copied=self.bytes_copied,
@@ -190,20 +200,23 @@ class BackupWorkflow:
             recovery_points=tuple(self.done),
             failed=tuple(self.failed),
             skipped=tuple(self.skipped),
-            tenants=len(self.done) + len(self.failed) + len(self.skipped),
+            tenants=self.points_made + self.failures + self.skips,
+            points_made=self.points_made,
+            failures=self.failures,
+            skips=self.skips,
             bytes_copied=self.bytes_copied,
             runs=inp.runs + 1,
             started_at=self.started_at,
             finished_at=now_iso(),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self.failed:
+        if self.failures:
             self.progress.set_phase("failed")
             named = "; ".join(self.failed[:NAMED_FAILURES])
-            more = len(self.failed) - NAMED_FAILURES
+            more = self.failures - min(len(self.failed), NAMED_FAILURES)
             raise ApplicationError(
-                f"backup of plan {inp.plan} failed for {len(self.failed)} of {result.tenants} tenant(s) "
-                f"({len(self.done)} recovery point(s) made): {named}" + (f"; and {more} more" if more > 0 else ""),
+                f"backup of plan {inp.plan} failed for {self.failures} of {result.tenants} tenant(s) "
+                f"({self.points_made} recovery point(s) made): {named}" + (f"; and {more} more" if more > 0 else ""),
                 result,
                 type=BACKUP_FAILED,
                 non_retryable=True,
@@ -222,6 +235,7 @@ class BackupWorkflow:
             ("tenants_per_run", inp.tenants_per_run),
             ("concurrency", inp.concurrency),
             ("copy_concurrency", inp.copy_concurrency),
+            ("names_kept", inp.names_kept),
         ):
             if value < 1:
                 problems.append(f"{name} must be at least 1, not {value}")
@@ -283,7 +297,8 @@ class BackupWorkflow:
             if not listed.segments:
                 state = "has no segments" if listed.container_exists else "does not exist"
                 why_not = f"no data: container '{listed.container}' {state}"
-                self.skipped.append(f"{tenant}: {why_not}")
+                self.skips += 1
+                self._name(self.skipped, f"{tenant}: {why_not}")
                 self.progress.mark(key, SKIPPED, why_not)
                 return
             created = workflow.now()
@@ -326,7 +341,8 @@ class BackupWorkflow:
             )
             uploaded = sum(c.package.bytes for c in copies if c.uploaded)
             self.bytes_copied += uploaded
-            self.done.append(point_id)
+            self.points_made += 1
+            self._name(self.done, point_id)
             self._measure(inp, begin, RESULT_SUCCESS, uploaded)
             self.progress.mark(
                 key,
@@ -338,11 +354,17 @@ class BackupWorkflow:
             reason = error_text(err)
             if point_id is not None:
                 reason = await self._mark_failed(common, reason)
-            self.failed.append(f"{tenant}: {reason}")
+            self.failures += 1
+            self._name(self.failed, f"{tenant}: {reason}")
             self._measure(inp, begin, RESULT_FAILED)
             self.progress.mark(key, FAILED, reason)
         finally:
             self.running.remove(tenant)
+
+    def _name(self, names: list[str], name: str) -> None:
+        """Keep ``name`` while fewer than names_kept are kept: what continue-as-new carries stays bounded."""
+        if len(names) < self.inp.names_kept:
+            names.append(name)
 
     async def _copy(self, inp: BackupInput, tenant: str, point_id: str, segment: Segment) -> CopyPackageResult:
         result: CopyPackageResult = await workflow.execute_activity(

@@ -32,6 +32,10 @@ DEFAULT_SAMPLE_SHARE = 0.1
 BACKUP_TENANTS_PER_RUN = 100
 BACKUP_TENANT_CONCURRENCY = 8
 BACKUP_COPY_CONCURRENCY = 4
+# How many recovery points, failures and skips a backup names in its input, status and result (their
+# counts are always whole): what continue-as-new carries must stay far below Temporal's payload limit
+# whatever the number of tenants. The catalog lists every recovery point.
+BACKUP_NAMES_KEPT = 1000
 
 
 def restore_workflow_id(plan: str, tenant_id: str, suffix: str) -> str:
@@ -268,14 +272,19 @@ class BackupInput:
 
     A run backs up at most ``tenants_per_run`` tenants, ``concurrency`` at a time, then continues as
     new with the tenants still to do in ``tenant_ids`` (and, for plans too large for plan.describe to
-    list, the tenant registry's ``cursor``), carrying what was done so far."""
+    list, the tenant registry's ``cursor``), carrying what was done so far: the counts, and the first
+    ``names_kept`` names of each."""
 
     plan: str
     tenant_ids: tuple[str, ...] = ()
     data_class: str = "hot"
-    done: tuple[str, ...] = ()  # recovery points made before a continue-as-new
-    failed: tuple[str, ...] = ()  # "<tenant>: <reason>", carried over a continue-as-new
+    done: tuple[str, ...] = ()  # recovery points made before a continue-as-new (the first names_kept)
+    failed: tuple[str, ...] = ()  # "<tenant>: <reason>", carried over a continue-as-new likewise
     skipped: tuple[str, ...] = ()  # "<tenant>: <why no recovery point was made>", carried likewise
+    points_made: int = 0  # how many recovery points earlier runs made (done names the first of them)
+    failures: int = 0  # how many tenants failed in earlier runs
+    skips: int = 0  # how many tenants earlier runs skipped (no data)
+    names_kept: int = BACKUP_NAMES_KEPT
     cursor: str | None = None  # the registry page to read once tenant_ids are done
     tenants_per_run: int = BACKUP_TENANTS_PER_RUN
     concurrency: int = BACKUP_TENANT_CONCURRENCY
@@ -288,11 +297,16 @@ class BackupInput:
 
 @dataclass(frozen=True)
 class BackupResult:
+    """What a backup did in all its runs: counts, and the first ``names_kept`` names of each kind."""
+
     plan: str
     recovery_points: tuple[str, ...]
     failed: tuple[str, ...] = ()  # "<tenant>: <reason>"
     skipped: tuple[str, ...] = ()  # "<tenant>: <why no recovery point was made>"
     tenants: int = 0  # tenants considered
+    points_made: int = 0  # recovery points made (recovery_points names the first of them)
+    failures: int = 0  # tenants failed (failed names the first of them)
+    skips: int = 0  # tenants without data (skipped names the first of them)
     bytes_copied: int = 0
     runs: int = 1
     started_at: str = ""
@@ -310,9 +324,12 @@ class BackupStatus:
     started_at: str
     run: int  # 1 for the first run, +1 per continue-as-new
     total: int  # tenants to back up in all runs (0: not known yet)
-    recovery_points: tuple[str, ...] = ()
+    recovery_points: tuple[str, ...] = ()  # the first names_kept recovery points made
     failed: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     running: tuple[str, ...] = ()  # tenants being backed up now
+    points_made: int = 0
+    failures: int = 0
+    skips: int = 0
     remaining: int = 0  # tenants queued after this run's (registry pages not yet read excluded)
     bytes_copied: int = 0

@@ -227,6 +227,31 @@ class TestLongRuns:
         assert [f.split(":")[0] for f in details["failed"]] == [tenants[0]]
         assert tenants[0] in cause.message
 
+    async def test_what_continue_as_new_carries_stays_bounded_and_the_counts_whole(
+        self, time_env: WorkflowEnvironment, task_queue: str, plan: DrPlan
+    ) -> None:
+        """With names_kept 2, seven tenants over four runs (two failing, one without data) carry and return
+        at most two names of each kind, while the counts, the message and the status cover every tenant."""
+        backups = Backups(small_plan(plan, 7))
+        tenants = tenant_ids(backups.plan)
+        backups.failing_copy.update(tenants[1:3])
+        backups.empty.add(tenants[6])
+        handle = await run_backup(time_env, backups, task_queue, tenants_per_run=2, concurrency=1, names_kept=2)
+        cause = await failure_of(handle)
+        async with Worker(
+            time_env.client, task_queue=task_queue, workflows=[BackupWorkflow], activities=backups.activities()
+        ):
+            status: BackupStatus = await handle.query("status", result_type=BackupStatus)
+        details = cause.details[0]
+        assert details["runs"] == 4
+        assert (details["tenants"], details["points_made"], details["failures"], details["skips"]) == (7, 4, 2, 1)
+        assert [p.split("-", 3)[3] for p in details["recovery_points"]] == [tenants[0], tenants[3]]
+        assert [f.split(":")[0] for f in details["failed"]] == tenants[1:3]
+        assert "failed for 2 of 7 tenant(s) (4 recovery point(s) made)" in cause.message
+        assert (status.points_made, status.failures, status.skips) == (4, 2, 1)
+        assert len(status.recovery_points) == 2
+        assert sum(len(backups.points(t)) for t in tenants) == 6
+
     async def test_a_plan_too_large_to_describe_is_paged_from_the_registry(
         self, time_env: WorkflowEnvironment, task_queue: str, plan: DrPlan
     ) -> None:
