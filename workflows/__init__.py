@@ -6,6 +6,7 @@ from workflows.backup import BackupWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.failback import FailbackWorkflow
 from workflows.failover import FailoverWorkflow
+from workflows.lock import PlanLockWorkflow
 from workflows.readiness import ReadinessWorkflow
 from workflows.repin import RepinTenantsWorkflow
 from workflows.restore import TenantRestoreWorkflow, UndoPromotionWorkflow
@@ -19,4 +20,5 @@ WORKFLOWS: tuple[type, ...] = (
     ReadinessWorkflow,
     BackupWorkflow,
     DrillWorkflow,
+    PlanLockWorkflow,
 )
