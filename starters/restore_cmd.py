@@ -35,6 +35,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.integrity import (
@@ -48,7 +49,7 @@ from activities.integrity import (
 from domain.errors import PlanError
 from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
 from domain.messages.integrity import APPROVE, REJECT, Approval
-from domain.messages.progress import FAILED, PENDING, SKIPPED
+from domain.messages.progress import DONE, FAILED, PENDING, SKIPPED
 from domain.messages.restore import (
     MODE_PRODUCTION,
     MODE_SANDBOX,
@@ -104,7 +105,7 @@ from starters.temporal_cli import (
 )
 from workers.connection import TemporalSettings
 from workflows.common import DR_PLAN, TENANT_ID
-from workflows.restore import AWAITING_APPROVAL, REQUEST_STEP
+from workflows.restore import AWAITING_APPROVAL, REPLACED_DATABASE, REQUEST_STEP, SET_TENANT_DATABASE
 
 app = typer.Typer(
     help="Restore a tenant's data from a verified recovery point, approve or reject its promotion, undo it.",
@@ -312,6 +313,9 @@ class RestoreView(WorkflowView[RestoreStatus, RestoreResult]):
 
     request: RestoreInput | None = None  # the workflow's input, from its first history event
     run_id: str | None = None
+    # The database its promotion moved the tenant's projections away from: from the result, or from the
+    # failure of a restore that failed after its registry swap (None: no swap, or not recorded).
+    replaced_database: str | None = None
 
     @property
     def awaiting_approval(self) -> bool:
@@ -374,6 +378,16 @@ async def _request_of(client: Client, handle: WorkflowHandle[Any, Any]) -> Resto
     return None
 
 
+def replaced_database_of(cause: BaseException | None) -> str | None:
+    """The database a restore that failed after its registry swap says the swap replaced (the first
+    detail of its failure), if it says one."""
+    if not isinstance(cause, ApplicationError) or not cause.details:
+        return None
+    detail = cause.details[0]
+    value = detail.get(REPLACED_DATABASE) if isinstance(detail, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 async def restore_view(client: Client, workflow_id: str, *, request: RestoreInput | None = None) -> RestoreView:
     """The restore's state: its request, the "status" query, and once closed its result (or failure)."""
     handle = restore_handle(client, workflow_id)
@@ -385,6 +399,9 @@ async def restore_view(client: Client, workflow_id: str, *, request: RestoreInpu
             view.result = await handle.result()
         except WorkflowFailureError as err:
             view.failure = failure_message(err.cause)
+            view.replaced_database = replaced_database_of(err.cause)
+        else:
+            view.replaced_database = view.result.replaced_database
     try:
         view.status = await _query_status(handle)
     except QUERY_ERRORS as exc:
@@ -610,6 +627,60 @@ def undo_problem(view: RestoreView) -> str | None:
     return None  # it failed during or after the promotion: undo gives back what it replaced
 
 
+def database_swapped(view: RestoreView) -> bool:
+    """Whether the restore's promotion pointed the tenant's projections at its restored database: its
+    result lists the registry swap among its calls (restores of every version do), or, for a restore
+    that failed after promoting, its step table shows the swap done."""
+    if view.result is not None:
+        return view.result.replaced_database is not None or SET_TENANT_DATABASE in view.result.calls
+    if view.status is None:
+        return False
+    swap = next((s for s in view.status.steps.steps if s.key == "swap"), None)
+    return swap is not None and swap.status == DONE
+
+
+def undo_request(view: RestoreView) -> UndoPromotionInput:
+    """The undo of the restore's promotion: its plan and tenant, and whether its promotion swapped the tenant's
+    projection database and which one it replaced (left out for restores that did not record it, so the
+    undo falls back to the plan's shared database)."""
+    plan, tenant = view.plan, view.tenant_id
+    if plan is None or tenant is None:
+        raise RestoreCommandError(f"cannot tell the plan and tenant of restore {view.workflow_id}")
+    swapped = database_swapped(view)
+    return UndoPromotionInput(
+        plan,
+        tenant,
+        view.workflow_id,
+        previous_database=view.replaced_database if swapped else None,
+        database_swapped=swapped,
+    )
+
+
+def undo_database_note(restore_id: str, inp: UndoPromotionInput) -> str:
+    """What the undo does with the tenant's projection database, in the operator's words."""
+    if not inp.database_swapped:
+        return "its promotion swapped no projection database: the tenant's mapping is left as it is"
+    if inp.previous_database is None:
+        return (
+            f"restore {restore_id} did not record which database its promotion replaced (restores promoted by an "
+            "older version, or cancelled while promoting, do not): the tenant's projections go back to the plan's "
+            "shared database, which may not be the one it used before"
+        )
+    return f"the tenant's projections go back to {inp.previous_database}, the database the promotion replaced"
+
+
+def undo_projection_text(result: UndoPromotionResult) -> str:
+    """Where the undo left the tenant's projections, saying so when it fell back to the shared database."""
+    if result.projection_database is None:
+        return "its projection database was left as it was"
+    if result.fell_back_to_shared:
+        return (
+            f"its projections are served from the plan's shared database {result.projection_database}: restore "
+            f"{result.restore_id} did not record which database its promotion replaced"
+        )
+    return f"its projections are served from {result.projection_database} again"
+
+
 async def start_undo(
     client: Client, restore_id: str, *, task_queue: str
 ) -> tuple[WorkflowHandle[Any, UndoPromotionResult], RestoreView]:
@@ -618,14 +689,13 @@ async def start_undo(
     problem = undo_problem(view)
     if problem is not None:
         raise RestoreCommandError(problem)
-    plan, tenant = view.plan, view.tenant_id
-    if plan is None or tenant is None:
-        raise RestoreCommandError(f"cannot tell the plan and tenant of restore {restore_id}")
+    inp = undo_request(view)
+    plan, tenant = inp.plan, inp.tenant_id
     wf_id = undo_workflow_id(restore_id)
     handle = await start_workflow_once(
         client,
         UNDO_WORKFLOW_TYPE,
-        UndoPromotionInput(plan, tenant, restore_id),
+        inp,
         workflow_id=wf_id,
         task_queue=task_queue,
         result_type=UndoPromotionResult,
@@ -860,6 +930,7 @@ def status_renderable(view: RestoreView, *, now: datetime | None = None) -> Rend
                     ("approved by", ", ".join(result.approvals) or None),
                     ("promoted", f"{len(result.promoted)} segment(s)" if result.promoted else None),
                     ("restored database", None if status else result.restored_database),
+                    ("replaced database", result.replaced_database),
                     ("restored Cosmos DB account", None if status else result.restored_cosmos_account),
                     ("evidence", None if status else result.evidence_blob),
                     ("duration", format_seconds(result.rto_seconds)),
@@ -1223,12 +1294,23 @@ def undo(
         client = await connect(settings)
         handle, view = await start_undo(client, workflow_id, task_queue=settings.task_queue)
         url = ui_url(settings, handle.id)
+        note = undo_database_note(workflow_id, undo_request(view))
         if as_json:
-            json_line("started", {"workflow_id": handle.id, "restore_id": workflow_id, "url": url})
+            json_line(
+                "started",
+                {
+                    "workflow_id": handle.id,
+                    "restore_id": workflow_id,
+                    "url": url,
+                    "previous_database": view.replaced_database,
+                    "note": note,
+                },
+            )
         else:
             echo_started(
                 f"started undo of restore {workflow_id} (tenant {view.tenant_id}, plan {view.plan})", handle.id, url
             )
+            typer.echo(note)
         if not wait:
             return 0
         try:
@@ -1243,6 +1325,7 @@ def undo(
                 f"{len(result.removed)} added by the promotion removed"
                 + ("" if result.changed else " (it had already been undone)")
             )
+            typer.echo(undo_projection_text(result))
         return 0
 
     run_watching(body, lambda: workflow_id, lambda wid: f"stopped waiting; the undo continues: {undo_workflow_id(wid)}")

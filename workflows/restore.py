@@ -6,6 +6,7 @@ by others. Every run leaves a signed evidence pack."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -87,6 +88,11 @@ REQUEST_NOT_AUTHENTICATED = "RequestNotAuthenticated"
 REQUEST_STEP = "request"  # the step that verifies the requester's signature
 PROOF_FAILURES = "backup_proof_failures_total"
 RESTORE_DURATION = "restore_duration_seconds"
+SET_TENANT_DATABASE = "platform.set_tenant_database"
+PROJECTION_DATABASE_CHANGED = "ProjectionDatabaseChanged"
+# The key of the detail a restore that failed after its registry swap attaches to its failure: the
+# database the swap replaced, which undo points the tenant back at (a failed run has no result).
+REPLACED_DATABASE = "replaced_database"
 
 
 def _suffix(workflow_id: str) -> str:
@@ -121,6 +127,7 @@ class TenantRestoreWorkflow:
         self.restored_server: str | None = None
         self.restored_cosmos: str | None = None
         self.database_swapped = False
+        self.replaced_database: str | None = None  # what the swap moved the tenant's projections away from
         self.evidence: list[EvidenceItem] = []
         self.evidence_blob: str | None = None
         self.calls: list[str] = []
@@ -323,8 +330,10 @@ class TenantRestoreWorkflow:
             self.progress.set_phase("failed")
             self._record("note", {"failed": self.error})
             await self._finish(inp, restore_id, start, "failed")
+            undo_facts = [{REPLACED_DATABASE: self.replaced_database}] if self.database_swapped else []
             raise ApplicationError(
                 f"restore of tenant {inp.tenant_id} (plan {inp.plan}) failed: {self.error}",
+                *undo_facts,
                 type=error_type(err) or "RestoreFailed",
                 non_retryable=True,
             ) from err
@@ -348,6 +357,7 @@ class TenantRestoreWorkflow:
             evidence_blob=self.evidence_blob,
             rto_seconds=rto,
             calls=tuple(self.calls),
+            replaced_database=self.replaced_database,
         )
 
     # ---- steps ------------------------------------------------------------------------------
@@ -673,15 +683,20 @@ class TenantRestoreWorkflow:
             reason=f"restore {restore_id} promoted",
             expected_current=targets.projection_database,
         )
-        await self._step(
+        result = await self._step(
             "swap",
-            "platform.set_tenant_database",
+            SET_TENANT_DATABASE,
             request,
             SetTenantDatabaseResult,
             lambda r: f"{r.tenant_id}'s projections now in {r.current} (were in {targets.projection_database})",
         )
         self.database_swapped = True
-        self._record("call", {"platform.set_tenant_database": request})
+        # The swap moves the tenant only away from the mapping read at the start (the activity refuses
+        # otherwise); a retried swap that finds its own work done reports the restored database as previous.
+        self.replaced_database = result.previous if result.changed else targets.projection_database
+        self._record(
+            "call", {SET_TENANT_DATABASE: request, "result": result, REPLACED_DATABASE: self.replaced_database}
+        )
 
     async def _cleanup(self, inp: RestoreInput, restore_id: str) -> str:
         """Delete the quarantine, and the restored database and Cosmos account unless promotion uses them."""
@@ -784,37 +799,83 @@ class TenantRestoreWorkflow:
 @workflow.defn(name="UndoPromotionWorkflow")
 class UndoPromotionWorkflow:
     """Give a tenant back the live data a promoted restore replaced (the restore kept it for this), and
-    point its projections back at the plan's shared database."""
+    point its projections back at the database the promotion replaced."""
 
     @workflow.run
     async def run(self, inp: UndoPromotionInput) -> UndoPromotionResult:
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan), TENANT_ID.value_set(inp.tenant_id)])
-        targets: RestoreTargets = await workflow.execute_activity(
-            "restore.describe",
-            DescribeRestoreInput(inp.plan, inp.tenant_id),
-            result_type=RestoreTargets,
-            **activity_options(5, summary="restore facts"),
-        )
-        if targets.sql_database is not None:
-            # First, and conditioned on the tenant still using this restore's database: if another
-            # change came since, the undo stops here with nothing changed. A no-op when the restore
-            # swapped no database in.
-            await workflow.execute_activity(
-                "platform.set_tenant_database",
-                SetTenantDatabaseInput(
-                    plan=inp.plan,
-                    tenant_id=inp.tenant_id,
-                    database=targets.sql_database,
-                    reason=f"undo of restore {inp.restore_id}",
-                    expected_current=restored_database_name(targets.sql_database, inp.tenant_id, inp.restore_id),
-                ),
-                result_type=SetTenantDatabaseResult,
-                **activity_options(10, summary="projections back to the shared database"),
+        self._check(inp)
+        database: str | None = None
+        fell_back = False
+        if inp.database_swapped is not False:
+            targets: RestoreTargets = await workflow.execute_activity(
+                "restore.describe",
+                DescribeRestoreInput(inp.plan, inp.tenant_id),
+                result_type=RestoreTargets,
+                **activity_options(5, summary="restore facts"),
             )
+            if targets.sql_database is not None:
+                fell_back = inp.previous_database is None
+                database = inp.previous_database or targets.sql_database
+                if fell_back:
+                    workflow.logger.warning(
+                        "restore %s did not record which database its promotion replaced: pointing tenant %s's "
+                        "projections at the plan's shared database %s",
+                        inp.restore_id,
+                        inp.tenant_id,
+                        database,
+                    )
+                await self._point_back(inp, database, targets.sql_database)
         result: UndoPromotionResult = await workflow.execute_activity(
             "backups.undo_promotion",
             inp,
             result_type=UndoPromotionResult,
             **activity_options(30, summary=f"undo promotion of {inp.restore_id}"),
         )
-        return result
+        return dataclasses.replace(result, projection_database=database, fell_back_to_shared=fell_back)
+
+    @staticmethod
+    def _check(inp: UndoPromotionInput) -> None:
+        """Refuse an input that contradicts itself before anything changes, naming the fields."""
+        problems = []
+        if inp.previous_database is not None and not inp.previous_database.strip():
+            problems.append(
+                "previous_database must name the database the promotion replaced (RestoreResult.replaced_database), "
+                "or be left out"
+            )
+        if inp.previous_database is not None and inp.database_swapped is False:
+            problems.append(
+                "previous_database is given but database_swapped is false: a promotion that swapped no database "
+                "replaced none; drop one of them"
+            )
+        if problems:
+            raise ApplicationError("; ".join(problems), type="InvalidInput", non_retryable=True)
+
+    @staticmethod
+    async def _point_back(inp: UndoPromotionInput, database: str, source_database: str) -> None:
+        """First, and conditioned on the tenant still using this restore's database: if another change came
+        since (such as a later restore's promotion), the undo stops here with nothing changed."""
+        restored = restored_database_name(source_database, inp.tenant_id, inp.restore_id)
+        try:
+            await workflow.execute_activity(
+                SET_TENANT_DATABASE,
+                SetTenantDatabaseInput(
+                    plan=inp.plan,
+                    tenant_id=inp.tenant_id,
+                    database=database,
+                    reason=f"undo of restore {inp.restore_id}",
+                    expected_current=restored,
+                ),
+                result_type=SetTenantDatabaseResult,
+                **activity_options(10, summary=f"projections back to {database}"),
+            )
+        except ActivityError as err:
+            if error_type(err) != PROJECTION_DATABASE_CHANGED:
+                raise
+            raise ApplicationError(
+                f"undo of restore {inp.restore_id} refused with nothing changed (live data and projection "
+                f"database as they were): {error_text(err)}. The tenant's projections moved since this restore "
+                "promoted them (a later restore's promotion, or another change): undo that first",
+                type=PROJECTION_DATABASE_CHANGED,
+                non_retryable=True,
+            ) from err

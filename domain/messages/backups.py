@@ -367,9 +367,19 @@ class PromoteResult:
 
 @dataclass(frozen=True)
 class UndoPromotionInput:
+    """Give back what a promotion replaced: the live segments it kept, and the tenant's projection
+    database as the promotion found it (``drctl restore undo`` reads both from the restore)."""
+
     plan: str
     tenant_id: str
     restore_id: str
+    # The database the promotion's registry swap moved the tenant's projections away from
+    # (RestoreResult.replaced_database). None: not recorded (a restore promoted by an older
+    # version), and the undo falls back to the plan's shared database.
+    previous_database: str | None = None
+    # Whether the promotion swapped the tenant's projection database at all. False: it did not (no
+    # projection database was restored), and the undo leaves the mapping alone. None: not known.
+    database_swapped: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -380,6 +390,11 @@ class UndoPromotionResult:
     restored: tuple[str, ...]  # live blobs given back their pre-promotion content
     removed: tuple[str, ...]  # live blobs the promotion had added
     changed: bool
+    # Where the tenant's projections are served from after the undo (None: the mapping was left alone).
+    projection_database: str | None = None
+    # True: the restore did not record which database its promotion replaced, so the projections
+    # were pointed at the plan's shared database (which may not be what the tenant used before).
+    fell_back_to_shared: bool = False
 
 
 @dataclass(frozen=True)

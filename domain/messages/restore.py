@@ -264,6 +264,9 @@ class RestoreResult:
     evidence_blob: str | None = None
     rto_seconds: float = 0.0
     calls: tuple[str, ...] = field(default_factory=tuple)
+    # The database the promotion moved the tenant's projections away from: what undo points them
+    # back at (None: the restore swapped no database in, or was promoted by an older version).
+    replaced_database: str | None = None
 
 
 @dataclass(frozen=True)

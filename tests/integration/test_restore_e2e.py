@@ -33,13 +33,11 @@ from activities.integrity import (
     sign_restore_request,
     trusted_keys,
 )
-from domain.messages.backups import (
-    SEGMENTS_PREFIX,
-    UndoPromotionInput,
-    UndoPromotionResult,
-    package_blob,
-)
+from activities.platform import PlatformActivities
+from activities.sql import SqlActivities
+from domain.messages.backups import SEGMENTS_PREFIX, package_blob
 from domain.messages.integrity import APPROVE
+from domain.messages.platform import SetTenantDatabaseInput
 from domain.messages.restore import (
     MODE_PRODUCTION,
     MODE_SANDBOX,
@@ -51,8 +49,10 @@ from domain.messages.restore import (
     RestoreResult,
     RestoreStatus,
 )
+from domain.messages.sql import RestoreDatabasePitrInput
 from domain.plan import DrPlan
 from emulator.providers.platform import SET_PROJECTION_DATABASE
+from starters.restore_cmd import start_undo
 from starters.seed_data import build_tenant, upload_segments
 from tests.conftest import EmulatorHandle
 from tests.integration.azurite import AzuriteHandle
@@ -234,6 +234,29 @@ def restore_requests(emulator: EmulatorHandle, since: int) -> tuple[list[dict[st
     )
 
 
+def projection_database(emulator: EmulatorHandle, tenant: str) -> str:
+    """The database the tenant registry serves ``tenant``'s projections from now."""
+    return str(emulator.state()["platform"]["tenants"][tenant]["projectionDatabase"])
+
+
+async def on_an_earlier_restores_database(estates: Estates, plan: DrPlan, tenant: str) -> str:
+    """Point ``tenant``'s projections at a point-in-time copy of the shared database, as an earlier
+    restore's promotion leaves them; returns the copy."""
+    copy = await SqlActivities(estates).restore_database_pitr(
+        RestoreDatabasePitrInput(
+            plan.name,
+            "fog-tenants",
+            "projections",
+            f"projections-{tenant}-earlier",
+            (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat(),
+        )
+    )
+    await PlatformActivities(estates).set_tenant_database(
+        SetTenantDatabaseInput(plan.name, tenant, copy.database, "an earlier restore promoted", "projections")
+    )
+    return copy.database
+
+
 def projection_switches(emulator: EmulatorHandle, since: int, tenant: str) -> list[str]:
     """The databases the tenant registry was told to serve ``tenant``'s projections from, in order."""
     return [
@@ -262,14 +285,17 @@ def same_instant(wire: str, recorded: str) -> bool:
 
 class TestProductionRestore:
     async def test_two_approvals_promote_and_the_promotion_can_be_undone(
-        self, rig: Rig, signing_key_file: Path
+        self, rig: Rig, estates: Estates, signing_key_file: Path
     ) -> None:
         """Backup, then a production restore approved by bob and carol replaces the live data (kept for undo),
         restores the projection database and Cosmos account as of the recovery point, leaves a verifiable
-        evidence pack; undo gives the tenant its data back."""
+        evidence pack; undo (as `drctl restore undo` starts it) gives the tenant its data back and points its
+        projections back at the database they used before the promotion: here an earlier restore's."""
         plan = rig.plan
         tenant = a_tenant(plan)
         point = await seed_and_back_up(rig, tenant)
+        earlier = await on_an_earlier_restores_database(estates, plan, tenant)
+        mapped_before = projection_database(rig.emulator, tenant)
         live = rig.container(plan.backup.live_container(tenant))
         restored_content = await blobs(live)
         # After the backup the tenant's data is damaged: one segment rewritten, one added.
@@ -293,6 +319,8 @@ class TestProductionRestore:
 
         assert result.outcome == OUTCOME_PROMOTED
         assert result.approvals == ("bob", "carol")
+        assert result.replaced_database == mapped_before == earlier
+        assert projection_database(rig.emulator, tenant) == result.restored_database
         now_live = await blobs(live)
         assert {n: now_live[n] for n in names} == restored_content
         assert f"{SEGMENTS_PREFIX}zz-late.jsonl.gz" not in now_live
@@ -321,18 +349,14 @@ class TestProductionRestore:
         assert b'"approver":"bob"' in compact
         assert b'"approver":"carol"' in compact
 
-        undone: UndoPromotionResult = await rig.client.execute_workflow(
-            "UndoPromotionWorkflow",
-            UndoPromotionInput(plan.name, tenant, handle.id),
-            id=f"undo-{handle.id}",
-            task_queue=rig.worker.task_queue,
-            result_type=UndoPromotionResult,
-            execution_timeout=dt.timedelta(minutes=2),
-        )
+        undo, _ = await start_undo(rig.client, handle.id, task_queue=rig.worker.task_queue)
+        undone = await asyncio.wait_for(undo.result(), 120)
         assert undone.changed
         back = await blobs(live)
         assert {n: back[n] for n in damaged} == damaged
-        assert projection_switches(rig.emulator, since, tenant) == [result.restored_database, "projections"]
+        assert projection_database(rig.emulator, tenant) == mapped_before
+        assert (undone.projection_database, undone.fell_back_to_shared) == (mapped_before, False)
+        assert projection_switches(rig.emulator, since, tenant) == [result.restored_database, mapped_before]
         assert rig.emulator.mutations(since, "Databases_Delete") == [], "the promoted database is kept"
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import activity
+from temporalio import workflow
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
 from activities.integrity import generate_private_key, key_id_of, save_private_key
-from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
+from domain.messages.backups import UndoPromotionInput
 from domain.messages.integrity import REJECT
 from domain.messages.restore import (
     MODE_PRODUCTION,
@@ -54,25 +54,34 @@ from starters.restore_cmd import (
 from tests.conftest import time_skipping
 from tests.workflows.restore_fakes import RECOVERY_POINT, TENANT, FakeRestoreWorld
 from workflows import WORKFLOWS
-from workflows.restore import AWAITING_APPROVAL
+from workflows.restore import AWAITING_APPROVAL, restored_database_name
 
 LOCAL = Path(__file__).resolve().parents[2] / "plans" / "local.toml"
 DEMO_KEYS = LOCAL.parent / "demo-keys"
 REQUESTER = "alice"  # an approver of the fake plan, so only the requester rule can refuse her
 
 
-def undo_activity(world: FakeRestoreWorld) -> Any:
-    """backups.undo_promotion over the fake's live container and what its promotions replaced."""
+@workflow.defn(name="TenantRestoreWorkflow", sandboxed=False)
+class PromotedByAnOlderVersion:
+    """A promoted restore as an older version of TenantRestoreWorkflow ended: its result has no
+    replaced_database (the test sets the fake world as its promotion left it)."""
 
-    @activity.defn(name="backups.undo_promotion")
-    async def undo(arg: UndoPromotionInput) -> UndoPromotionResult:
-        world.calls.append(("backups.undo_promotion", arg))
-        before = world.replaced[arg.restore_id]
-        added = tuple(sorted(set(world.live) - set(before)))
-        world.live = dict(before)
-        return UndoPromotionResult(arg.plan, arg.tenant_id, arg.restore_id, tuple(sorted(before)), added, True)
-
-    return undo
+    @workflow.run
+    async def run(self, inp: RestoreInput) -> dict[str, Any]:
+        wid = workflow.info().workflow_id
+        result = RestoreResult(
+            workflow_id=wid,
+            plan=inp.plan,
+            tenant_id=inp.tenant_id,
+            outcome=OUTCOME_PROMOTED,
+            recovery_point_id=RECOVERY_POINT,
+            verification_digest="0" * 64,
+            records=60,
+            approvals=("bob", "carol"),
+            restored_database=restored_database_name("projections", inp.tenant_id, wid),
+            calls=("restore.describe", "platform.set_tenant_database", "backups.promote"),
+        )
+        return {k: v for k, v in dataclasses.asdict(result).items() if k != "replaced_database"}
 
 
 # ---- fixtures and helpers -----------------------------------------------------------------------
@@ -105,7 +114,7 @@ async def worker(env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: 
         env.client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*world.activities(), undo_activity(world)],
+        activities=world.activities(),
     ):
         yield
 
@@ -562,9 +571,81 @@ class TestUndo:
         assert res.exit_code == 0, res.output
         assert f"workflow: undo-{wid}" in res.output
         assert "has its data back: 3 segment(s) restored" in res.output
-        assert world.of("backups.undo_promotion") == [UndoPromotionInput("local", TENANT, wid)]
+        assert "its projections are served from projections again" in res.output
+        assert world.of("backups.undo_promotion") == [
+            UndoPromotionInput("local", TENANT, wid, previous_database="projections", database_swapped=True)
+        ]
         assert world.live == before
         assert world.projection_database == "projections"
+
+    async def test_undo_of_the_later_of_two_promotions_points_the_tenant_at_the_earlier_restores_database(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """After two promotions, `undo` of the later one passes the database its promotion replaced: the
+        tenant's projections go back to the earlier restore's database, and the output says which."""
+        async with worker(time_env, world, task_queue):
+            await promoted(time_env, world, task_queue)
+            earlier = world.projection_database
+            second = await promoted(time_env, world, task_queue)
+            res = await drctl(time_env, "undo", second, "--wait", "--task-queue", task_queue)
+        assert earlier != "projections"
+        assert res.exit_code == 0, res.output
+        assert f"the tenant's projections go back to {earlier}, the database the promotion replaced" in res.output
+        assert f"its projections are served from {earlier} again" in res.output
+        assert world.projection_database == earlier
+        (inp,) = world.of("backups.undo_promotion")
+        assert (inp.restore_id, inp.previous_database) == (second, earlier)
+
+    async def test_undo_of_a_restore_promoted_by_an_older_version_falls_back_to_the_shared_database(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A promoted restore whose result has no replaced database (an older version wrote it) is undone to
+        the plan's shared database, and both the start and the outcome say the undo fell back."""
+        wid = f"restore-local-{TENANT}-{uuid.uuid4().hex[:8]}"
+        before = dict(world.live)
+        world.replaced[wid] = before
+        world.live = dict(world.restore_data)
+        world.projection_database = restored_database_name("projections", TENANT, wid)
+        legacy_queue = f"{task_queue}-older"
+        async with (
+            worker(time_env, world, task_queue),
+            Worker(time_env.client, task_queue=legacy_queue, workflows=[PromotedByAnOlderVersion]),
+        ):
+            await time_env.client.execute_workflow(
+                PromotedByAnOlderVersion.run, request(), id=wid, task_queue=legacy_queue
+            )
+            res = await drctl(time_env, "undo", wid, "--wait", "--task-queue", task_queue)
+        assert res.exit_code == 0, res.output
+        assert f"restore {wid} did not record which database its promotion replaced" in res.output
+        assert "its projections are served from the plan's shared database projections" in res.output
+        assert world.of("backups.undo_promotion") == [
+            UndoPromotionInput("local", TENANT, wid, previous_database=None, database_swapped=True)
+        ]
+        assert world.projection_database == "projections"
+        assert world.live == before
+
+    async def test_undo_of_a_restore_that_failed_after_its_swap_points_back_at_the_replaced_database(
+        self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+    ) -> None:
+        """A later restore that swapped the tenant's database and then failed promoting its segments has no
+        result: undo reads the replaced database from its failure and points the tenant back at it."""
+        async with worker(time_env, world, task_queue):
+            await promoted(time_env, world, task_queue)
+            earlier = world.projection_database
+            wid = await start(time_env, world, task_queue)
+            await until_awaiting(time_env, wid)
+            world.fail_promote = True
+            now = await time_env.get_current_time()
+            for name in ("bob", "carol"):
+                await decide(time_env.client, wid, approver=name, key=world.approver_keys[name], now=now)
+            with pytest.raises(WorkflowFailureError):
+                await finish(time_env, wid)
+            assert world.projection_database != earlier
+            view = await restore_view(time_env.client, wid)
+            res = await drctl(time_env, "undo", wid, "--wait", "--task-queue", task_queue)
+        assert (view.result, view.replaced_database) == (None, earlier)
+        assert res.exit_code == 0, res.output
+        assert world.projection_database == earlier
 
     async def test_undo_of_a_restore_that_was_not_promoted_is_refused(
         self, time_env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str

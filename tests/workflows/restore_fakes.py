@@ -50,6 +50,8 @@ from domain.messages.backups import (
     SealQuarantineInput,
     SealQuarantineResult,
     Segment,
+    UndoPromotionInput,
+    UndoPromotionResult,
     VerifyManifestInput,
     VerifyManifestResult,
     VerifyPackageInput,
@@ -111,6 +113,7 @@ class FakeRestoreWorld:
     requester_keys: dict[str, Ed25519PrivateKey] = field(default_factory=lambda: {REQUESTER: generate_private_key()})
     approvals_required: int = 2
     cosmos_account: str | None = "cosmos-estate"
+    sql_database: str | None = "projections"  # the plan's shared projection database (None: the plan has none)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     live: dict[str, bytes] = field(default_factory=dict)
     replaced: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -121,9 +124,10 @@ class FakeRestoreWorld:
     catalog: dict[str, RecoveryPoint] = field(default_factory=dict)
     manifests: dict[str, tuple[Manifest, Signature]] = field(default_factory=dict)
     projection_database: str = "projections"  # the tenant registry's mapping of the tenant
-    hold_validation: asyncio.Event | None = None
+    hold_validation: asyncio.Event | None = None  # set: validation waits for it (to act mid-restore)
     hold_cleanup: asyncio.Event | None = None  # set: quarantine cleanup waits for it
-    fail_cosmos_restore: bool = False  # set: validation waits for it (to act mid-restore)
+    fail_cosmos_restore: bool = False  # set: the Cosmos DB account restore fails
+    fail_promote: bool = False  # set: promotion of live segments fails, replacing nothing
 
     def __post_init__(self) -> None:
         self.restore_data = {f"segments/2026112808-{i:04d}.jsonl.gz": segment(TENANT, i) for i in range(3)}
@@ -206,8 +210,8 @@ class FakeRestoreWorld:
                 approvals_required=self.approvals_required,
                 retention_days=35,
                 live_container=f"tenant-{arg.tenant_id}",
-                sql_failover_group="fog-tenants",
-                sql_database="projections",
+                sql_failover_group="fog-tenants" if self.sql_database else None,
+                sql_database=self.sql_database,
                 cosmos_account=self.cosmos_account,
                 projection_database=self.projection_database,
                 requesters=tuple(ApproverKey(n, public_key_b64(k)) for n, k in self.requester_keys.items()),
@@ -274,12 +278,24 @@ class FakeRestoreWorld:
         async def promote(arg: PromoteInput) -> PromoteResult:
             self.calls.append(("backups.promote", arg))
             assert arg.restore_id in self.sealed, "promote reads only from a sealed quarantine"
+            if self.fail_promote:
+                raise ApplicationError("live container unavailable", type="ServiceUnavailable", non_retryable=True)
             self.replaced[arg.restore_id] = dict(self.live)
             self.live = dict(self.quarantine[arg.restore_id])
             kept = tuple(sorted(self.replaced[arg.restore_id]))
             return PromoteResult(
                 arg.plan, arg.tenant_id, arg.restore_id, "live", tuple(sorted(self.live)), kept, (), True
             )
+
+        @activity.defn(name="backups.undo_promotion")
+        async def undo(arg: UndoPromotionInput) -> UndoPromotionResult:
+            self.calls.append(("backups.undo_promotion", arg))
+            before = self.replaced.get(arg.restore_id)
+            if before is None:  # the promotion replaced no live segment
+                return UndoPromotionResult(arg.plan, arg.tenant_id, arg.restore_id, (), (), False)
+            added = tuple(sorted(set(self.live) - set(before)))
+            self.live = dict(before)
+            return UndoPromotionResult(arg.plan, arg.tenant_id, arg.restore_id, tuple(sorted(before)), added, True)
 
         @activity.defn(name="backups.cleanup_quarantine")
         async def cleanup(arg: CleanupQuarantineInput) -> CleanupQuarantineResult:
@@ -430,7 +446,7 @@ class FakeRestoreWorld:
             return RegisterRecoveryPointResult(arg.plan, point, True)
 
         return [
-            describe, find, verify_package, verify, copy, seal, promote, cleanup, sql_pitr, cosmos_restore,
+            describe, find, verify_package, verify, copy, seal, promote, undo, cleanup, sql_pitr, cosmos_restore,
             sql_delete, cosmos_delete, set_database,
             validate, store, list_segments, copy_package, write_manifest, register,
         ]  # fmt: skip

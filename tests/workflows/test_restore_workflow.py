@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.integrity import INTEGRITY_ERROR_TYPE, key_id_of, sign_approval, sign_restore_request
+from domain.messages.backups import UndoPromotionInput, UndoPromotionResult
 from domain.messages.integrity import APPROVE, REJECT, Approval
 from domain.messages.progress import DONE, FAILED
 from domain.messages.restore import (
@@ -41,17 +42,21 @@ from domain.messages.restore import (
 )
 from starters.stack import SEARCH_ATTRIBUTES
 from tests.conftest import venv_binary
-from tests.workflows.restore_fakes import CREATED_AT, RECOVERY_POINT, REQUESTER, TENANT, FakeRestoreWorld
+from tests.workflows.restore_fakes import CREATED_AT, RECOVERY_POINT, REQUESTER, TENANT, FakeRestoreWorld, segment
 from workflows import WORKFLOWS
 from workflows.restore import (
     AWAITING_APPROVAL,
+    PROJECTION_DATABASE_CHANGED,
     PROOF_FAILURES,
+    REPLACED_DATABASE,
     REQUEST_NOT_AUTHENTICATED,
     REQUEST_STEP,
     TenantRestoreWorkflow,
+    UndoPromotionWorkflow,
 )
 
 Handle = WorkflowHandle[Any, RestoreResult]
+LATER_POINT = "RP-20261128T100000Z-eastus-tenant-0001"  # a second recovery point, with data of its own
 
 
 @asynccontextmanager
@@ -638,3 +643,130 @@ class TestCleanupAndSafety:
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
         assert "key has already approved" in message
+
+
+async def promote(
+    env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str, point: str = RECOVERY_POINT
+) -> tuple[Handle, RestoreResult]:
+    """A production restore of ``point`` approved by bob and carol, run to its end."""
+    handle = await start(env, world, task_queue, mode=MODE_PRODUCTION, recovery_point_id=point)
+    await wait_phase(handle, AWAITING_APPROVAL)
+    for name in ("bob", "carol"):
+        approval = await signed(env, handle, world.approver_keys[name], name, recovery_point_id=point)
+        await handle.execute_update("approve", approval)
+    return handle, await handle.result()
+
+
+async def promote_twice(
+    env: WorkflowEnvironment, world: FakeRestoreWorld, task_queue: str
+) -> tuple[tuple[Handle, RestoreResult], tuple[Handle, RestoreResult], dict[str, bytes]]:
+    """Restore A (the first recovery point) promoted, then restore B (LATER_POINT, other data) promoted; and B's
+    data."""
+    later = {f"segments/2026112809-{i:04d}.jsonl.gz": segment(TENANT, 200 + i) for i in range(2)}
+    world.make_recovery_point(LATER_POINT, later)
+    first = await promote(env, world, task_queue)
+    second = await promote(env, world, task_queue, LATER_POINT)
+    assert (first[1].outcome, second[1].outcome) == (OUTCOME_PROMOTED, OUTCOME_PROMOTED)
+    assert world.projection_database == second[1].restored_database
+    assert world.live == later
+    return first, second, later
+
+
+async def undo(
+    env: WorkflowEnvironment, task_queue: str, restored: RestoreResult, **fields: Any
+) -> UndoPromotionResult:
+    """UndoPromotionWorkflow for ``restored``, its input as ``drctl restore undo`` builds it unless ``fields``
+    say otherwise."""
+    defaults: dict[str, Any] = {"previous_database": restored.replaced_database, "database_swapped": True}
+    inp = UndoPromotionInput(restored.plan, restored.tenant_id, restored.workflow_id, **(defaults | fields))
+    return await env.client.execute_workflow(
+        UndoPromotionWorkflow.run, inp, id=f"undo-{restored.workflow_id}", task_queue=task_queue
+    )
+
+
+class TestUndo:
+    async def test_undoing_the_later_of_two_promotions_points_the_tenant_at_the_earlier_restores_database(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """Each promotion records the database its swap replaced (result and evidence pack); undoing the later
+        one gives back the earlier restore's segments and points the projections at its database, not the
+        shared one."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            (_, first), (second_handle, second), _ = await promote_twice(time_env, world, task_queue)
+            undone = await undo(time_env, task_queue, second)
+        assert first.replaced_database == "projections"
+        assert second.replaced_database == first.restored_database
+        assert evidence_data(world, second_handle, REPLACED_DATABASE) == [first.restored_database]
+        assert world.projection_database == first.restored_database
+        assert world.live == world.restore_data
+        assert (undone.projection_database, undone.fell_back_to_shared) == (first.restored_database, False)
+        last = world.of("platform.set_tenant_database")[-1]
+        assert (last.database, last.expected_current) == (first.restored_database, second.restored_database)
+
+    async def test_undoing_the_earlier_promotion_while_the_later_stands_is_refused_with_nothing_changed(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """Once a later restore's promotion has moved the tenant to its database, undoing the earlier one stops
+        before touching anything, saying the tenant's projections moved since."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            (_, first), (_, second), later = await promote_twice(time_env, world, task_queue)
+            with pytest.raises(WorkflowFailureError) as err:
+                await undo(time_env, task_queue, first)
+        cause = failure(err)
+        assert cause.type == PROJECTION_DATABASE_CHANGED
+        assert f"undo of restore {first.workflow_id} refused with nothing changed" in cause.message
+        assert world.projection_database == second.restored_database
+        assert world.live == later
+        assert world.of("backups.undo_promotion") == []
+
+    async def test_an_undo_without_the_replaced_database_falls_back_to_the_shared_one_and_says_so(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """A restore whose result does not carry the database its promotion replaced (an older version's) is
+        undone to the plan's shared database, and the result says it fell back."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            _, (_, second), _ = await promote_twice(time_env, world, task_queue)
+            undone = await undo(time_env, task_queue, second, previous_database=None)
+        assert world.projection_database == "projections"
+        assert (undone.projection_database, undone.fell_back_to_shared) == ("projections", True)
+        assert world.live == world.restore_data
+
+    async def test_an_undo_of_a_promotion_that_swapped_no_database_leaves_the_mapping_alone(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """A promotion without a projection database swaps nothing and records nothing; its undo gives back the
+        segments and leaves the tenant's mapping as it is, even once the plan has a projection database and
+        the tenant uses another restore's."""
+        world = FakeRestoreWorld(sql_database=None)
+        before = dict(world.live)
+        async with worker(time_env, world, task_queue):
+            _, promoted = await promote(time_env, world, task_queue)
+            world.sql_database = "projections"
+            world.projection_database = "projections-elsewhere"
+            undone = await undo(time_env, task_queue, promoted, database_swapped=False)
+        assert (promoted.restored_database, promoted.replaced_database) == (None, None)
+        assert world.of("platform.set_tenant_database") == []
+        assert world.projection_database == "projections-elsewhere"
+        assert undone.projection_database is None
+        assert world.live == before
+
+    async def test_a_restore_that_failed_after_its_swap_names_the_replaced_database_in_its_failure(
+        self, time_env: WorkflowEnvironment, task_queue: str
+    ) -> None:
+        """When promotion of the live segments fails after the registry swap, the restore's failure carries
+        the database the swap replaced (a failed run has no result for undo to read)."""
+        world = FakeRestoreWorld()
+        async with worker(time_env, world, task_queue):
+            handle = await start(time_env, world, task_queue, mode=MODE_PRODUCTION)
+            await wait_phase(handle, AWAITING_APPROVAL)
+            world.fail_promote = True
+            for name in ("bob", "carol"):
+                await handle.execute_update("approve", await signed(time_env, handle, world.approver_keys[name], name))
+            with pytest.raises(WorkflowFailureError) as err:
+                await handle.result()
+        assert world.projection_database != "projections"
+        assert failure(err).details == ({REPLACED_DATABASE: "projections"},)
+        assert evidence_data(world, handle, REPLACED_DATABASE) == ["projections"]
