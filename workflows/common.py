@@ -1,5 +1,11 @@
 """Pieces every DR workflow shares: activity options, search attributes, the step table kept
-visible in the Temporal UI, and error text for humans."""
+visible in the Temporal UI, error text for humans, and how a workflow's cancel is met.
+
+Temporal cancels a workflow by calling ``Task.cancel`` on its main task: the ``CancelledError``
+lands in whatever that task awaits (an activity is then cancelled, a timer dropped, a child asked
+to cancel) and can be caught to wind down. The cancel is a state, not an event: it is delivered
+once, and ``workflow.cancellation_reason()`` stays set afterwards, which is how a run finds a cancel
+that a shielded change absorbed."""
 
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from domain.messages.progress import DONE, FAILED, PLANNED, RUNNING, SKIPPED, Step, StepTable
+    from domain.messages.progress import DONE, FAILED, PENDING, PLANNED, RUNNING, SKIPPED, Step, StepTable
 
 T = TypeVar("T")
 
@@ -72,6 +78,47 @@ def now_iso() -> str:
     return workflow.now().isoformat().replace("+00:00", "Z")
 
 
+def cancelled(err: BaseException) -> bool:
+    """Whether ``err`` is this workflow's own cancellation, however it surfaced: an activity or child
+    cancelled with the workflow raises its own error. A child cancelled by someone else is a failure."""
+    return workflow.cancellation_reason() is not None and is_cancelled_exception(err)
+
+
+def raise_if_cancelled() -> None:
+    """Stop at a safe point once the workflow was cancelled, also when a shielded step absorbed the
+    cancel (Temporal delivers it once: nothing else would raise it again)."""
+    if workflow.cancellation_reason() is not None:
+        raise asyncio.CancelledError
+
+
+def cancel_note() -> str:
+    """How a step or a run ended by the workflow's cancel is described: "cancelled[: <reason>]"."""
+    why = workflow.cancellation_reason()
+    return f"cancelled: {why}" if why else "cancelled"
+
+
+async def shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if the workflow is cancelled meanwhile: an Azure change cut short
+    leaves its outcome unknown, a traffic shift cut short leaves traffic split, a report store cut short
+    loses the report. (Unshielded, an activity's default cancellation type, TRY_CANCEL, stops waiting
+    for it at once and asks it to stop at its next heartbeat.) The run finds the absorbed cancel
+    afterwards (raise_if_cancelled, cancelled).
+
+    ``work`` is awaited through ``workflow.wait`` (the deterministic ``asyncio.wait``), which, unlike
+    ``asyncio.shield``, logs nothing when ``work`` fails after the cancel. Pass an activity as a started
+    handle (``workflow.start_activity``): its command is then issued at once, where an unshielded
+    ``execute_activity`` issues it, so histories written before the shield still replay. A coroutine
+    starts as a task on the next turn of the loop, after the tasks already waiting there."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        try:
+            await workflow.wait([task])
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is None:  # not the workflow's cancel: the worker evicts it
+                raise
+    return task.result()
+
+
 class Progress:
     """A workflow's step table, mirrored to the UI's current details on every change."""
 
@@ -106,13 +153,27 @@ class Progress:
         self.publish()
         return step
 
+    def cut_short(self, detail: str, status: str = FAILED) -> None:
+        """Steps still running when the run stops early end as ``status`` with ``detail``, followed by
+        what they were doing."""
+        for key in self.table.by_status(RUNNING):
+            was = self.table.get(key).detail
+            self.mark(key, status, f"{detail} (was: {was})" if was else detail)
+
+    def skip_pending(self, detail: str, *keep: str) -> None:
+        """Steps not started are skipped with ``detail``, except those in ``keep``."""
+        for key in self.table.by_status(PENDING):
+            if key not in keep:
+                self.mark(key, SKIPPED, detail)
+
     async def run(self, key: str, body: Callable[[], Awaitable[T]], describe: Callable[[T], str]) -> T:
-        """Run one step: running → done (with ``describe(result)``) or failed (with the reason)."""
+        """Run one step: running → done (with ``describe(result)``) or failed (with the reason, or
+        "cancelled[: <reason>]" when the workflow's cancel stopped it)."""
         self.mark(key, RUNNING)
         try:
             result = await body()
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
-            self.mark(key, FAILED, error_text(err))
+            self.mark(key, FAILED, cancel_note() if cancelled(err) else error_text(err))
             raise
         self.mark(key, DONE, describe(result))
         return result
@@ -145,11 +206,17 @@ async def desired_state_step(
     minutes: float = 10,
 ) -> T:
     """One desired-state activity as a step of ``progress``; in a dry run (``arg.dry_run``) the step
-    shows the calls it would make, which are also appended to ``planned_calls``."""
+    shows the calls it would make, which are also appended to ``planned_calls``.
+
+    The activity is a change to the estate, so it is shielded: a workflow cancelled meanwhile lets it
+    finish rather than cancelling an Azure operation halfway (every step is idempotent and short), and
+    stops at its next safe point."""
     result: T = await progress.run(
         key,
-        lambda: workflow.execute_activity(
-            activity_name, arg, result_type=result_type, **activity_options(minutes, summary=summary)
+        lambda: shielded(
+            workflow.start_activity(
+                activity_name, arg, result_type=result_type, **activity_options(minutes, summary=summary)
+            )
         ),
         describe,
     )

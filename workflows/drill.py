@@ -21,7 +21,7 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.converter import value_to_type
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -65,9 +65,12 @@ with workflow.unsafe.imports_passed_through():
         NON_RETRYABLE,
         Progress,
         activity_options,
+        cancelled,
         error_text,
         error_type,
         now_iso,
+        raise_if_cancelled,
+        shielded,
     )
 
 T = TypeVar("T")
@@ -90,33 +93,6 @@ def _seconds_between(started: str | None, finished: str | None) -> float | None:
     if not started or not finished:
         return None
     return round((_parse(finished) - _parse(started)).total_seconds(), 3)
-
-
-def _cancelled(err: BaseException) -> bool:
-    """Whether ``err`` is this drill's own cancellation, however it surfaced: an activity or child
-    cancelled with the drill raises its own error. A child cancelled by someone else is a failure."""
-    return workflow.cancellation_reason() is not None and is_cancelled_exception(err)
-
-
-def _raise_if_cancelled() -> None:
-    """End the run once the drill was cancelled, also when a phase absorbed the cancel: a failover
-    cancelled inside an activity ends failed, not cancelled, and the failback is shielded."""
-    if workflow.cancellation_reason() is not None:
-        raise asyncio.CancelledError
-
-
-async def _shielded(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even if the drill is cancelled meanwhile: a failback cut short leaves
-    traffic split between the regions, a report store cut short loses the report. Temporal delivers
-    a cancel once; the run finds it afterwards through _raise_if_cancelled."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        try:
-            await workflow.wait([task])
-        except asyncio.CancelledError:
-            if workflow.cancellation_reason() is None:  # not a cancel of the drill: the worker evicts it
-                raise
-    return task.result()
 
 
 def _carried(err: BaseException, result_type: type[T]) -> T | None:
@@ -179,7 +155,7 @@ class DrillWorkflow:
         try:
             return await self._drill(inp, start)
         except BaseException as err:
-            if not _cancelled(err):
+            if not cancelled(err):
                 raise
             await self._wind_down(inp, start)
             raise
@@ -208,19 +184,19 @@ class DrillWorkflow:
         self._declare_steps(facts)
         self.progress.set_phase("backup-ages")
         await self._backup_ages(facts)
-        _raise_if_cancelled()
+        raise_if_cancelled()
         self.progress.set_phase("failover")
         await self._failover(inp, facts)
-        _raise_if_cancelled()
+        raise_if_cancelled()
         if self.failover is not None and self.failover.outcome in CUT_OVER:
             self.progress.set_phase("restore")
             self.chains = [asyncio.create_task(self._tenant(inp, facts, tenant)) for tenant in self.tenants]
             await asyncio.gather(*self.chains)
         else:
-            self._skip_pending("the failover did not complete", "failback", "report")
+            self.progress.skip_pending("the failover did not complete", "failback", "report")
         self.progress.set_phase("failback")
         await self._failback(inp, facts)
-        _raise_if_cancelled()
+        raise_if_cancelled()
         status = STATUS_FAILED if self.reasons else STATUS_PASSED
         return await self._finish(inp, facts, start, status)
 
@@ -287,7 +263,7 @@ class DrillWorkflow:
             )
             # A cancel that reaches the drill while it signals the failover is passed on once the signal
             # is sent: never a failover left running unawaited while the drill fails back.
-            await _shielded(
+            await shielded(
                 handle.signal(
                     "primary-recovered", PrimaryRecovered(by="drill", note="a drill: the primary region never failed")
                 )
@@ -297,7 +273,7 @@ class DrillWorkflow:
             result: FailoverResult = await handle
         except (ChildWorkflowError, ApplicationError) as err:
             self.failover = _carried(err, FailoverResult)
-            if _cancelled(err):
+            if cancelled(err):
                 raise
             reason = f"failover failed: {error_text(err)}"
             self.reasons.append(reason)
@@ -343,7 +319,7 @@ class DrillWorkflow:
             key = f"integrity:{tenant}"
             await self._run_step(key, lambda: self._integrity(facts, tenant, point, restored))
         except (PhaseFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
-            if _cancelled(err):
+            if cancelled(err):
                 raise
             message = str(err) if isinstance(err, PhaseFailed) else error_text(err)
             self.reasons.append(f"{self.progress.table.get(key).title} failed: {message}")
@@ -357,7 +333,7 @@ class DrillWorkflow:
         try:
             value, detail = await body()
         except (PhaseFailed, ActivityError, ChildWorkflowError, ApplicationError) as err:
-            if not _cancelled(err):  # a step the drill's cancel interrupts is marked by the wind-down
+            if not cancelled(err):  # a step the drill's cancel interrupts is marked by the wind-down
                 self.progress.mark(key, FAILED, str(err) if isinstance(err, PhaseFailed) else error_text(err))
             raise
         self.progress.mark(key, DONE, detail)
@@ -394,7 +370,7 @@ class DrillWorkflow:
                 summary=f"recovery point ages in {facts.estate}",
             )
         except ActivityError as err:
-            if _cancelled(err):
+            if cancelled(err):
                 raise
             self.findings.append(f"could not read the drill estate's recovery points: {error_text(err)}")
             return
@@ -464,7 +440,7 @@ class DrillWorkflow:
         child_id = self._child_id("failback")
         self.progress.mark("failback", RUNNING, f"child workflow {child_id}")
         try:
-            result: FailbackResult = await _shielded(
+            result: FailbackResult = await shielded(
                 workflow.execute_child_workflow(
                     "FailbackWorkflow",
                     FailbackInput(
@@ -522,7 +498,7 @@ class DrillWorkflow:
             self.progress.mark(key, FAILED, "cancelled with the drill")
         if "failover" not in self.children:
             self.progress.mark("failback", SKIPPED, "cancelled before the failover started: nothing to fail back")
-        self._skip_pending("the drill was cancelled", "failback", "report")
+        self.progress.skip_pending("the drill was cancelled", "failback", "report")
         failback = self.progress.table.get("failback")
         if failback.status == PENDING:
             self.progress.set_phase("failback")
@@ -532,11 +508,6 @@ class DrillWorkflow:
         )
         await self._finish(inp, facts, start, STATUS_FAILED)
         self.progress.set_phase("cancelled")
-
-    def _skip_pending(self, detail: str, *keep: str) -> None:
-        for key in self.progress.table.by_status(PENDING):
-            if key not in keep:
-                self.progress.mark(key, SKIPPED, detail)
 
     # ---- the report ---------------------------------------------------------------------------
 
@@ -586,7 +557,7 @@ class DrillWorkflow:
         try:
             stored: StoreDrillReportResult = await self.progress.run(
                 "report",
-                lambda: _shielded(
+                lambda: shielded(
                     workflow.execute_activity(
                         "drill.store_report",
                         StoreDrillReportInput(inp.plan, report),

@@ -1,10 +1,17 @@
 """FailbackWorkflow: bring an estate back to its recovered primary region. Data first (Service Bus
 re-pairing and fail-over, SQL planned failover, Cosmos DB write region), then traffic in steps,
 each soaked while its SLO is sampled; a breach, or missing data, rolls the weights back to the
-last good step and waits for an operator to resume, promote or abort."""
+last good step and waits for an operator to resume, promote or abort.
+
+A cancel (the Temporal UI's "Request Cancellation", ``temporal workflow cancel``, a cancelled parent)
+is an abort with the reason "cancelled[: <reason>]": the change under way finishes (every change is
+shielded from the cancel: traffic is never left at a weight nobody chose), waits and reads stop, all
+traffic returns to the DR region, and the workflow ends Cancelled. Once all traffic is on the primary
+(tenants, warm-up), where an abort is refused as too late, traffic stays there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -91,11 +98,15 @@ with workflow.unsafe.imports_passed_through():
         DR_PLAN,
         Progress,
         activity_options,
+        cancel_note,
+        cancelled,
         desired_state_step,
         error_text,
         error_type,
         gather_steps,
         now_iso,
+        raise_if_cancelled,
+        shielded,
     )
 
 # Errors that refuse the failback before anything changed: reported as they are.
@@ -104,6 +115,8 @@ SQL_POLL_SECONDS = 10
 SQL_CATCH_UP_MINUTES = 30
 REPLICATION_TIMEOUT_SECONDS = 1800.0
 HISTORY_READINGS = 12  # readings kept in the UI's traffic table
+CANCELLED = "cancelled"  # the phase a cancelled failback ends in
+ENDED_PHASES = (*FINISHED_PHASES, CANCELLED)
 
 
 class Aborted(Exception):
@@ -245,7 +258,7 @@ class FailbackWorkflow:
         if not cmd.reason.strip():
             raise ValueError("an abort needs a reason (--reason)")
         phase = self.progress.phase
-        if phase in FINISHED_PHASES:
+        if phase in ENDED_PHASES:
             raise ValueError(f"nothing to abort: the failback is {phase}")
         if phase in (TENANTS, WARMUP):
             raise ValueError(
@@ -270,7 +283,7 @@ class FailbackWorkflow:
         phase = self.progress.phase
         if self.inp.dry_run:
             raise ValueError(f"a dry run shifts no traffic: nothing to {command}")
-        if phase in FINISHED_PHASES:
+        if phase in ENDED_PHASES:
             raise ValueError(f"the failback is {phase}: nothing to {command}")
         if phase in (STARTING, GATE, RESYNC):
             raise ValueError(f"nothing to {command} yet: traffic shifting has not started (phase {phase})")
@@ -278,6 +291,8 @@ class FailbackWorkflow:
             raise ValueError(f"nothing to {command}: all traffic is already on {self.primary} (phase {phase})")
 
     def _refuse_if_ending(self, command: str) -> None:
+        if workflow.cancellation_reason() is not None:
+            raise ValueError(f"the failback is being {cancel_note()}: too late to {command}")
         if self.abort_request is not None:
             raise ValueError(f"an abort is under way ({self.abort_request.reason}): too late to {command}")
         if self.promote_request is not None:
@@ -300,12 +315,17 @@ class FailbackWorkflow:
     async def run(self, inp: FailbackInput) -> FailbackResult:
         self.started_at = now_iso()
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan)])
-        plan = await workflow.execute_activity(
-            "plan.describe",
-            DescribePlan(inp.plan, inp.plan_digest),
-            result_type=PlanSummary,
-            **activity_options(1, summary=f"load plan {inp.plan}"),
-        )
+        try:
+            plan = await workflow.execute_activity(
+                "plan.describe",
+                DescribePlan(inp.plan, inp.plan_digest),
+                result_type=PlanSummary,
+                **activity_options(1, summary=f"load plan {inp.plan}"),
+            )
+        except ActivityError as err:
+            if cancelled(err):  # nothing started: no step to mark
+                self.progress.set_phase(CANCELLED)
+            raise
         self.primary, self.dr = plan.primary_region, plan.dr_region
         self.progress.title = f"Failback {inp.plan}: {self.dr} → {self.primary}"
         self._configure(inp, plan)
@@ -324,20 +344,29 @@ class FailbackWorkflow:
             self._check_abort()
             self.progress.set_phase(SHIFTING)
             await self._shift(inp, plan)
+            self._check_abort()  # an abort or cancel that came during the last weight change
             self.current_step = None
             self.progress.set_phase(TENANTS)
             await self._tenants_read_write(inp)
+            raise_if_cancelled()
             self.progress.set_phase(WARMUP)
             await self._warmup(inp)
+            raise_if_cancelled()
         except Aborted:
-            try:
-                await self._return_to_dr(inp)
-            except (ActivityError, ApplicationError) as err:
-                raise self._failure(inp, err) from err
+            cmd = self.abort_request or FailbackCommand()
+            await self._stop(inp, f"aborted{' by ' + cmd.by if cmd.by else ''}: {cmd.reason}", cut_short=SKIPPED)
             self.progress.set_phase(ABORTED)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._result(inp, "aborted")
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is None:  # not the workflow's cancel: the worker evicts it
+                raise
+            await self._wind_down(inp)
+            raise
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
+            if cancelled(err):  # a read cancelled with the workflow
+                await self._wind_down(inp)
+                raise
             raise self._failure(inp, err) from err
         self.progress.set_phase(COMPLETED)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -472,6 +501,9 @@ class FailbackWorkflow:
         )
 
     def _check_abort(self) -> None:
+        """A safe point: stop here once cancelled (a shielded change may have absorbed the cancel) or
+        asked to abort."""
+        raise_if_cancelled()
         if self.abort_request is not None:
             raise Aborted
 
@@ -486,7 +518,8 @@ class FailbackWorkflow:
         try:
             await self._servicebus_steps(inp, plan, key)
         except (ActivityError, ApplicationError) as err:
-            self.progress.mark(key, FAILED, error_text(err))
+            if not cancelled(err):  # a step the cancel stopped is marked by the wind-down
+                self.progress.mark(key, FAILED, error_text(err))
             raise
 
     async def _servicebus_steps(self, inp: FailbackInput, plan: PlanSummary, key: str) -> None:
@@ -498,14 +531,20 @@ class FailbackWorkflow:
         if alias.primary_region != self.primary:
             if not alias.paired:
                 self.progress.mark(key, RUNNING, f"pairing {self.dr} → {self.primary}")
-                paired: PairAliasResult = await workflow.execute_activity(
-                    "servicebus.pair",
-                    PairAliasInput(inp.plan, self.dr, dry_run=dry),
-                    result_type=PairAliasResult,
-                    **activity_options(20, summary=f"pair alias {plan.servicebus_alias}: {self.dr} → {self.primary}"),
+                paired: PairAliasResult = await shielded(
+                    workflow.start_activity(
+                        "servicebus.pair",
+                        PairAliasInput(inp.plan, self.dr, dry_run=dry),
+                        result_type=PairAliasResult,
+                        **activity_options(
+                            20, summary=f"pair alias {plan.servicebus_alias}: {self.dr} → {self.primary}"
+                        ),
+                    )
                 )
                 calls += paired.planned_calls
                 notes.append(f"paired {paired.primary_namespace} → {paired.secondary_namespace}")
+                self.progress.mark(key, RUNNING, "; ".join(notes))
+                raise_if_cancelled()  # paired, the DR namespace still primary: a safe place to stop
             if dry and not alias.paired:
                 calls.append(
                     f"then, once pendingReplicationOperationsCount is 0: fail alias {plan.servicebus_alias} over "
@@ -529,21 +568,27 @@ class FailbackWorkflow:
                     f"in {drained.duration_seconds:.1f}s)"
                 )
                 self.progress.mark(key, RUNNING, "; ".join([*notes, f"failing over to {primary_ns}"]))
-            moved: FailoverAliasResult = await workflow.execute_activity(
-                "servicebus.failover_alias",
-                FailoverAliasInput(inp.plan, self.primary, safe=True, dry_run=dry),
-                result_type=FailoverAliasResult,
-                **activity_options(20, summary=f"fail alias {plan.servicebus_alias} over to {self.primary}"),
+            # Once failed over, the alias is paired back even if the failback is cancelled meanwhile:
+            # an unpaired alias would leave Service Bus without geo-DR.
+            moved: FailoverAliasResult = await shielded(
+                workflow.start_activity(
+                    "servicebus.failover_alias",
+                    FailoverAliasInput(inp.plan, self.primary, safe=True, dry_run=dry),
+                    result_type=FailoverAliasResult,
+                    **activity_options(20, summary=f"fail alias {plan.servicebus_alias} over to {self.primary}"),
+                )
             )
             calls += moved.planned_calls
             notes.append(f"primary {moved.primary_namespace}")
         else:
             notes.append(f"{primary_ns} already primary")
-        protected: PairAliasResult = await workflow.execute_activity(
-            "servicebus.pair",
-            PairAliasInput(inp.plan, self.primary, dry_run=dry),
-            result_type=PairAliasResult,
-            **activity_options(20, summary=f"pair alias {plan.servicebus_alias}: {self.primary} → {self.dr}"),
+        protected: PairAliasResult = await shielded(
+            workflow.start_activity(
+                "servicebus.pair",
+                PairAliasInput(inp.plan, self.primary, dry_run=dry),
+                result_type=PairAliasResult,
+                **activity_options(20, summary=f"pair alias {plan.servicebus_alias}: {self.primary} → {self.dr}"),
+            )
         )
         calls += protected.planned_calls
         notes.append(f"paired again {protected.primary_namespace} → {protected.secondary_namespace}")
@@ -577,7 +622,8 @@ class FailbackWorkflow:
                 )
                 await workflow.sleep(timedelta(seconds=SQL_POLL_SECONDS))
         except (ActivityError, ApplicationError) as err:
-            self.progress.mark(key, FAILED, error_text(err))
+            if not cancelled(err):
+                self.progress.mark(key, FAILED, error_text(err))
             raise
         await desired_state_step(
             self.progress,
@@ -718,16 +764,19 @@ class FailbackWorkflow:
         )
 
     async def _set_weights(self, inp: FailbackInput, percent: int, key: str) -> None:
+        """Set the weights, shielded from a cancel: cut short, Front Door's weights would be unknown."""
         try:
-            await workflow.execute_activity(
-                "frontdoor.set_origins",
-                SetOriginsInput(
-                    inp.plan,
-                    weighted_split(self.primary, self.dr, percent),
-                    reason=f"failback of {inp.plan}: {percent} % to {self.primary}",
-                ),
-                result_type=SetOriginsResult,
-                **activity_options(10, summary=f"traffic: {self._split(percent)}"),
+            await shielded(
+                workflow.start_activity(
+                    "frontdoor.set_origins",
+                    SetOriginsInput(
+                        inp.plan,
+                        weighted_split(self.primary, self.dr, percent),
+                        reason=f"failback of {inp.plan}: {percent} % to {self.primary}",
+                    ),
+                    result_type=SetOriginsResult,
+                    **activity_options(10, summary=f"traffic: {self._split(percent)}"),
+                )
             )
         except (ActivityError, ApplicationError) as err:
             self.progress.mark(key, FAILED, f"setting {self._split(percent)} failed: {error_text(err)}")
@@ -766,6 +815,8 @@ class FailbackWorkflow:
                 **options,
             )
         except ActivityError as err:
+            if cancelled(err):  # not missing data: no rollback, the cancel returns all traffic anyway
+                raise
             return SloVerdict(self.primary, NO_DATA, (f"no metrics: {error_text(err)}",)), None
         reading = result.for_region(self.primary)
         if reading is None:
@@ -790,10 +841,9 @@ class FailbackWorkflow:
         self.progress.mark(key, RUNNING, detail)
 
     async def _on_command(self) -> str:
-        """Act on an operator command at a safe point: abort raises, promote is returned, pause
-        holds here until resume (RESUME), promote or abort."""
-        if self.abort_request is not None:
-            raise Aborted
+        """Act on an operator command (or the workflow's cancel) at a safe point: abort and cancel
+        raise, promote is returned, pause holds here until resume (RESUME), promote or abort."""
+        self._check_abort()
         if self.promote_request is not None:
             return PROMOTE
         if self.pause_request is not None:
@@ -807,14 +857,17 @@ class FailbackWorkflow:
         self.paused = why
         self.paused_by_breach = breach
         self.progress.set_phase(PAUSED)
+        # A cancel cancels this wait; one absorbed before it (by the rollback's weight change) ends it.
         await workflow.wait_condition(
-            lambda: any(r is not None for r in (self.resume_request, self.abort_request, self.promote_request))
+            lambda: (
+                workflow.cancellation_reason() is not None
+                or any(r is not None for r in (self.resume_request, self.abort_request, self.promote_request))
+            )
         )
         self.paused = None
         self.paused_by_breach = False
         self.resume_request = None
-        if self.abort_request is not None:
-            raise Aborted
+        self._check_abort()
         self.progress.set_phase(SHIFTING)
         return PROMOTE if self.promote_request is not None else RESUME
 
@@ -838,21 +891,40 @@ class FailbackWorkflow:
         self.last_good = 100
         self.progress.mark(key, DONE, f"promoted{who} at {self.promoted_at} %: 100 % to {self.primary}{why}")
 
-    async def _return_to_dr(self, inp: FailbackInput) -> None:
-        """Abort: every step not done is skipped, and all traffic goes back to the DR region."""
-        cmd = self.abort_request or FailbackCommand()
-        note = f"aborted{' by ' + cmd.by if cmd.by else ''}: {cmd.reason}"
+    async def _stop(self, inp: FailbackInput, note: str, *, cut_short: str) -> None:
+        """Abort or cancel (``note`` says which and why): the steps under way end ``cut_short``, those
+        not started are skipped, and all traffic goes back to the DR region. A failure to set the
+        weights fails the workflow, saying where the traffic is."""
+        self.paused = None
+        self.paused_by_breach = False
         for reading in self.readings:
             if reading.status in (STEP_PENDING, STEP_SOAKING):
                 reading.status = STEP_SKIPPED
-        for key in self.progress.table.by_status(PENDING, RUNNING):
-            self.progress.mark(key, SKIPPED, note)
+        self.progress.cut_short(note, cut_short)
+        self.progress.skip_pending(note)
         if self.primary_percent != 0 and not inp.dry_run:
             self.progress.add("abort", f"Abort: all traffic back to {self.dr}")
             self.progress.mark("abort", RUNNING, f"from {self._split(self.primary_percent)}")
-            await self._set_weights(inp, 0, "abort")
+            try:
+                await self._set_weights(inp, 0, "abort")
+            except (ActivityError, ApplicationError) as err:
+                raise self._failure(inp, err) from err
             self.progress.mark("abort", DONE, f"{self._split(0)}; {note}")
         self.current_step = None
+
+    async def _wind_down(self, inp: FailbackInput) -> None:
+        """After the workflow's cancel: stop as an abort would, with the reason "cancelled[: <reason>]"
+        (the steps cut short fail, the rest are skipped, traffic returns to the DR region); once all
+        traffic is on the primary, where an abort is too late, it stays there and only the remaining
+        steps are marked. The run then re-raises the cancel, so Temporal shows Cancelled."""
+        note = cancel_note()
+        if self.progress.phase in (TENANTS, WARMUP):
+            self.progress.cut_short(note)
+            self.progress.skip_pending(f"{note}; all traffic was already on {self.primary} and stays there")
+        else:
+            await self._stop(inp, note, cut_short=FAILED)
+        self.progress.set_phase(CANCELLED)
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # ---- after the traffic ------------------------------------------------------------------
 
@@ -890,7 +962,11 @@ class FailbackWorkflow:
     # ---- helpers ----------------------------------------------------------------------------
 
     def _command_pending(self) -> bool:
-        return any(r is not None for r in (self.pause_request, self.abort_request, self.promote_request))
+        """An operator command to act on, or the workflow's cancel (which a shielded weight change
+        may have absorbed before the soak's wait began)."""
+        return workflow.cancellation_reason() is not None or any(
+            r is not None for r in (self.pause_request, self.abort_request, self.promote_request)
+        )
 
     def _meter(self) -> Any:
         return workflow.metric_meter().with_additional_attributes({"plan": self.inp.plan})

@@ -1,5 +1,10 @@
 """FailoverWorkflow: move an estate from its failed region to its DR region, step by step,
-with independent steps in parallel, and measure the RTO and RPO it achieved."""
+with independent steps in parallel, and measure the RTO and RPO it achieved.
+
+A cancelled failover stops like an abort, at the next safe point: the changes under way finish
+(shielded: an ARM operation is never cut halfway), waits and reads stop at once (the forced-failover
+grace, the SLO samples, the extended-outage watch and its re-pinning child), the steps not done are
+marked, and the workflow ends Cancelled with its step table in the status query."""
 
 from __future__ import annotations
 
@@ -48,13 +53,21 @@ with workflow.unsafe.imports_passed_through():
         DR_PLAN,
         Progress,
         activity_options,
+        cancel_note,
+        cancelled,
         desired_state_step,
         error_text,
         error_type,
         gather_steps,
         now_iso,
+        raise_if_cancelled,
+        shielded,
     )
     from workflows.repin import RepinTenantsWorkflow
+
+
+# Phases in which an abort has nothing left to stop.
+ENDED_PHASES = ("completed", "watching", "failed", "aborted", "cancelled")
 
 
 class Aborted(Exception):
@@ -80,6 +93,7 @@ class FailoverWorkflow:
         self.last_slo = ""
         self.repin: RepinSummary | None = None
         self.extended_outage = "watching"
+        self.repin_child: str | None = None  # the re-pinning child's workflow id, once started
         self.error: str | None = None
         self.planned_calls: list[str] = []
 
@@ -124,7 +138,9 @@ class FailoverWorkflow:
             raise ValueError("an abort needs a reason (--reason)")
         if self.abort_request is not None:
             raise ValueError(f"abort already requested: {self.abort_request.reason}")
-        if self.progress.phase in ("completed", "watching", "failed", "aborted"):
+        if workflow.cancellation_reason() is not None:
+            raise ValueError(f"nothing to abort: the failover is being {cancel_note()}")
+        if self.progress.phase in ENDED_PHASES:
             raise ValueError(f"nothing to abort: the failover is {self.progress.phase}")
 
     # ---- the run ----------------------------------------------------------------------------
@@ -134,12 +150,17 @@ class FailoverWorkflow:
         self.started_at = now_iso()
         start = workflow.now()
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan)])
-        plan = await workflow.execute_activity(
-            "plan.describe",
-            DescribePlan(inp.plan, inp.plan_digest),
-            result_type=PlanSummary,
-            **activity_options(1, summary=f"load plan {inp.plan}"),
-        )
+        try:
+            plan = await workflow.execute_activity(
+                "plan.describe",
+                DescribePlan(inp.plan, inp.plan_digest),
+                result_type=PlanSummary,
+                **activity_options(1, summary=f"load plan {inp.plan}"),
+            )
+        except ActivityError as err:
+            if cancelled(err):  # nothing started: no step to mark
+                self.progress.set_phase("cancelled")
+            raise
         self._validate(inp, plan)
         self._declare_steps(plan)
         outage_start = _iso_to_datetime(inp.outage_started_at) if inp.outage_started_at else start
@@ -172,12 +193,18 @@ class FailoverWorkflow:
                 self.progress.set_phase("watching")
             await watcher
         except Aborted:
-            if watcher is not None and not watcher.done():
-                watcher.cancel()
-                self.progress.mark("repin", SKIPPED, "aborted before the extended-outage threshold")
+            await self._stop_watch(watcher, "aborted")
             self.progress.set_phase("aborted")
             return self._result(inp, "aborted", start)
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is None:  # not the workflow's cancel: the worker evicts it
+                raise
+            await self._wind_down(watcher)
+            raise
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
+            if cancelled(err):  # an SLO read or the re-pinning child, cancelled with the workflow
+                await self._wind_down(watcher)
+                raise
             if watcher is not None and not watcher.done():
                 watcher.cancel()
             self.error = error_text(err)
@@ -225,10 +252,50 @@ class FailoverWorkflow:
         p.publish()
 
     def _check_abort(self) -> None:
+        """A safe point between steps: stop here once cancelled (a shielded step may have absorbed the
+        cancel) or asked to abort."""
+        raise_if_cancelled()
         if self.abort_request is not None:
-            for key in self.progress.table.by_status(PENDING):
-                self.progress.mark(key, SKIPPED, f"aborted: {self.abort_request.reason}")
+            self.progress.skip_pending(f"aborted: {self.abort_request.reason}")
             raise Aborted
+
+    async def _wind_down(self, watcher: asyncio.Task[None] | None) -> None:
+        """After the workflow's cancel: the changes under way have finished (they are shielded) and the
+        waits have stopped; stop the extended-outage watch, mark what was cut short or never started,
+        and show phase cancelled. The run then re-raises the cancel, so Temporal shows Cancelled."""
+        await self._stop_watch(watcher, "cancelled")
+        note = cancel_note()
+        self.progress.cut_short(note)
+        self.progress.skip_pending(note)
+        self.progress.set_phase("cancelled")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _stop_watch(self, watcher: asyncio.Task[None] | None, why: str) -> None:
+        """End the extended-outage watch early (``why``: aborted or cancelled). Before the threshold
+        its timer is dropped. Past it, the re-pinning child is asked to cancel and awaited (a child
+        workflow's default cancellation type waits for the child to close, so it ends Cancelled
+        rather than terminated with this workflow): it stops within its current batch, and the tenants
+        it moved stay re-pinned (each batch is idempotent, so a later re-pinning continues from there)."""
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            await workflow.wait([watcher])
+        failure = None if watcher is None or watcher.cancelled() else watcher.exception()
+        if self.extended_outage == "watching":
+            self.extended_outage = why
+        if self.progress.table.get("repin").status != RUNNING:
+            return
+        if failure is not None and not cancelled(failure):
+            self.progress.mark("repin", FAILED, error_text(failure))
+            return
+        if self.repin_child is None:
+            self.progress.mark("repin", SKIPPED, f"{why} before the extended-outage threshold")
+        else:
+            self.progress.mark(
+                "repin",
+                FAILED,
+                f"{why} while re-pinning: the tenants moved so far stay in {self.inp.to_region} "
+                f"(child workflow {self.repin_child})",
+            )
 
     async def _preflight(self, inp: FailoverInput) -> bool:
         """Readiness checks; refuses with every failed reason at once (unless forced, and never
@@ -310,7 +377,8 @@ class FailoverWorkflow:
     ) -> FailoverSqlGroupResult:
         """Planned failover when the partner answers; forced (data loss) only when the plan allows it
         and the outage has outlasted its grace period; the grace is a durable timer that a
-        "primary recovered" signal cuts short."""
+        "primary recovered" signal cuts short, and a cancel drops (it is not shielded, unlike the
+        failover itself)."""
         key = f"sql:{group}"
         mode = MODE_PLANNED
         if not source_healthy and not inp.dry_run:
@@ -345,13 +413,16 @@ class FailoverWorkflow:
             minutes=30,
         )
         if result.mode == MODE_FORCED and not inp.dry_run:
-            window = await workflow.execute_activity(
-                "platform.data_loss_window",
-                DataLossWindowInput(
-                    inp.plan, store=f"sql:{group}", failed_region=inp.from_region, at=result.completed_at
-                ),
-                result_type=DataLossWindowResult,
-                **activity_options(2, summary=f"data-loss window of {group}"),
+            # Part of the forced failover's step, and its evidence: measured even once cancelled.
+            window = await shielded(
+                workflow.start_activity(
+                    "platform.data_loss_window",
+                    DataLossWindowInput(
+                        inp.plan, store=f"sql:{group}", failed_region=inp.from_region, at=result.completed_at
+                    ),
+                    result_type=DataLossWindowResult,
+                    **activity_options(2, summary=f"data-loss window of {group}"),
+                )
             )
             self._add_rpo(window.seconds)
             self.progress.mark(
@@ -454,6 +525,10 @@ class FailoverWorkflow:
             self.extended_outage = "recovered"
             self.progress.mark("repin", SKIPPED, f"{inp.from_region} recovered before the {minutes}-minute threshold")
             return
+        self.repin_child = f"{workflow.info().workflow_id}-repin"
+        self.progress.mark(
+            "repin", RUNNING, f"re-pinning tenants of {inp.from_region} to {inp.to_region}: child {self.repin_child}"
+        )
         self.repin = await workflow.execute_child_workflow(
             RepinTenantsWorkflow.run,
             RepinInput(
@@ -463,7 +538,7 @@ class FailoverWorkflow:
                 batch_size=plan.repin_batch_size,
                 reason=f"extended outage of {inp.from_region}: {inp.reason}",
             ),
-            id=f"{workflow.info().workflow_id}-repin",
+            id=self.repin_child,
             static_summary=f"re-pin tenants of {inp.from_region} to {inp.to_region}",
         )
         self.extended_outage = "repinned"

@@ -11,10 +11,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Replayer
 
 from activities.azure import AzureConnection, Estates
 from activities.plans import PlanActivities
@@ -65,6 +69,9 @@ from domain.messages.sql import (
     ServerRole,
 )
 from domain.plan import DrPlan
+from workflows import WORKFLOWS
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -397,4 +404,39 @@ def check(key: str, status: str, detail: str = "") -> ReadinessCheck:
     return ReadinessCheck(key, key, status, detail)
 
 
-__all__ = ["FAIL", "OK", "WARN", "FakeAzure", "breach", "check", "green", "no_data"]
+async def cancel_handled(handle: WorkflowHandle[Any, Any], reason: str) -> None:
+    """Request the workflow's cancellation; return once a workflow task has handled it."""
+    await handle.cancel(reason=reason)
+    requested = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    for _ in range(400):
+        events = [e.event_type for e in (await handle.fetch_history()).events]
+        if requested in events and EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events[events.index(requested) :]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the cancel was never handled")
+
+
+async def ended_cancelled(handle: WorkflowHandle[Any, Any], status_type: type[S]) -> S:
+    """Assert the workflow ended Cancelled (a CancelledError, not a failure) and its history replays;
+    return its last "status" query."""
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    assert isinstance(info.value.cause, CancelledError), info.value.cause
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    await Replayer(workflows=list(WORKFLOWS)).replay_workflow(await handle.fetch_history())
+    last: S = await handle.query("status", result_type=status_type)
+    return last
+
+
+__all__ = [
+    "FAIL",
+    "OK",
+    "WARN",
+    "FakeAzure",
+    "breach",
+    "cancel_handled",
+    "check",
+    "ended_cancelled",
+    "green",
+    "no_data",
+]

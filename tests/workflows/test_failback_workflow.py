@@ -26,8 +26,9 @@ from domain.messages.failback import (
     FailbackStatus,
 )
 from domain.messages.health import SloReading
+from domain.messages.progress import DONE, FAILED, RUNNING, SKIPPED
 from domain.plan import DrPlan
-from tests.workflows.fakes import FAIL, FakeAzure, breach, check, green, no_data
+from tests.workflows.fakes import FAIL, FakeAzure, breach, cancel_handled, check, ended_cancelled, green, no_data
 from workflows import WORKFLOWS
 from workflows.common import DR_PHASE
 from workflows.failback import FailbackWorkflow
@@ -105,6 +106,15 @@ def cause(err: WorkflowFailureError) -> ApplicationError:
 
 def paused(current: FailbackStatus) -> bool:
     return current.phase == "paused"
+
+
+async def held_at_gate(fake: FakeAzure, name: str, calls: int) -> None:
+    """Wait (real time) until the fake activity ``name`` has been called ``calls`` times."""
+    for _ in range(400):
+        if len(fake.of(name)) >= calls:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{name} was called {len(fake.of(name))} times, expected {calls}")
 
 
 class TestHappyPath:
@@ -479,3 +489,81 @@ class TestVisibility:
         assert fake.primary_percents == []
         assert any("disasterRecoveryConfigs" in c for c in result.planned_calls)
         assert sum("then soak 300s" in c for c in result.planned_calls) == len(DEFAULT_STEPS)
+
+
+class TestCancellation:
+    """A cancelled failback is an abort with the reason "cancelled: …" and ends Cancelled."""
+
+    async def test_cancel_during_the_50_percent_change_returns_all_traffic_to_dr(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """Cancelled while the 50 % weights are being set, that change finishes, then all traffic returns to
+        westus; the step cut short fails, the later ones are skipped, and the status shows it all."""
+        gate = asyncio.Event()
+        gate.set()
+        fake = failed_over(plan, gates={"frontdoor.set_origins": gate})
+        async with worker(time_env, fake, task_queue):
+            handle = await start(time_env, task_queue)
+            await advance_until(time_env, handle, lambda s: s.current_step == 25 and s.readings[1].samples >= 4)
+            gate.clear()
+            # Small steps: once the 50 % change is held at the gate, the test server's clock runs in real time.
+            await advance_until(time_env, handle, lambda s: s.current_step == 50, step=1)
+            await held_at_gate(fake, "frontdoor.set_origins", 3)
+            await cancel_handled(handle, "primary flapping")
+            assert (await status(handle)).steps.get("traffic:50").status == RUNNING, "waits for the change"
+            gate.set()
+            final = await ended_cancelled(handle, FailbackStatus)
+        assert fake.primary_percents == [10, 25, 50, 0], "the 50 % change finished, then all traffic went back"
+        assert fake.primary_percent == 0
+        assert (final.phase, final.primary_percent, final.current_step, final.paused) == ("cancelled", 0, None, None)
+        steps = final.steps
+        assert [steps.get(k).status for k in ("traffic:10", "traffic:25", "traffic:50")] == [DONE, DONE, FAILED]
+        assert steps.get("traffic:50").detail.startswith("cancelled: primary flapping (was: eastus 50 % / westus 50 %")
+        assert steps.by_status(SKIPPED) == ["traffic:75", "traffic:100", "tenants", "warmup"]
+        assert {steps.get(k).detail for k in steps.by_status(SKIPPED)} == {"cancelled: primary flapping"}
+        back = steps.get("abort")
+        assert (back.status, back.detail) == (DONE, "eastus 0 % / westus 100 %; cancelled: primary flapping")
+        assert [r.status for r in final.readings] == ["passed", "passed", "skipped", "skipped", "skipped"]
+        assert fake.of("platform.set_tenant_mode") == []
+
+    async def test_cancel_while_paused_returns_all_traffic_to_dr(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """Cancelled while paused after a breach at 50 %, the pause ends and all traffic returns to westus."""
+        fake = failed_over(plan, Slo(breach_at={50}))
+        async with worker(time_env, fake, task_queue):
+            handle = await start(time_env, task_queue)
+            await advance_until(time_env, handle, paused)
+            await handle.cancel()
+            final = await ended_cancelled(handle, FailbackStatus)
+        assert fake.primary_percents == [10, 25, 50, 25, 0]
+        assert (final.phase, final.primary_percent, final.paused) == ("cancelled", 0, None)
+        assert final.steps.get("abort").detail == "eastus 0 % / westus 100 %; cancelled"
+        assert final.breaches == 1, "the cancel is no breach"
+
+    async def test_cancel_once_all_traffic_is_on_the_primary_keeps_it_there(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """Cancelled while tenants go read-write (100 % already on eastus), no traffic moves back: the tenant change
+        finishes, the warm-up is skipped, and the workflow ends Cancelled."""
+        gate = asyncio.Event()
+        fake = failed_over(plan, gates={"platform.set_tenant_mode": gate})
+        async with worker(time_env, fake, task_queue):
+            handle = await start(time_env, task_queue, steps=[50, 100], soak_seconds=60, interval_seconds=60)
+            await advance_until(time_env, handle, lambda s: s.current_step == 100)
+            # Small steps: once the tenant change is held at the gate, the test server's clock runs in real time.
+            await advance_until(time_env, handle, lambda s: s.phase == "tenants", step=1)
+            await held_at_gate(fake, "platform.set_tenant_mode", 1)
+            await cancel_handled(handle, "night shift handover")
+            gate.set()
+            final = await ended_cancelled(handle, FailbackStatus)
+        assert fake.primary_percents == [50, 100], "no traffic moved back"
+        assert (final.phase, final.primary_percent) == ("cancelled", 100)
+        assert final.steps.get("tenants").status == DONE
+        warmup = final.steps.get("warmup")
+        assert (warmup.status, warmup.detail) == (
+            SKIPPED,
+            "cancelled: night shift handover; all traffic was already on eastus and stays there",
+        )
+        assert "abort" not in [step.key for step in final.steps.steps]
+        assert fake.of("platform.warm_cache") == []

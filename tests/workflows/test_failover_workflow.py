@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -24,8 +30,10 @@ from domain.messages.failover import (
     PrimaryRecovered,
     RepinInput,
 )
+from domain.messages.progress import DONE, FAILED, RUNNING, SKIPPED
 from domain.plan import DrPlan
-from tests.workflows.fakes import FAIL, WARN, FakeAzure, breach, check, no_data
+from tests.conftest import time_skipping
+from tests.workflows.fakes import FAIL, WARN, FakeAzure, breach, cancel_handled, check, ended_cancelled, no_data
 from workflows import WORKFLOWS
 from workflows.failover import FailoverWorkflow
 from workflows.repin import RepinTenantsWorkflow
@@ -64,6 +72,15 @@ def cause(err: WorkflowFailureError) -> ApplicationError:
 
 def recovered_plan(plan: DrPlan, **failover: Any) -> DrPlan:
     return dataclasses.replace(plan, failover=dataclasses.replace(plan.failover, **failover))
+
+
+async def wait_until(handle: WorkflowHandle[Any, FailoverResult], check: Callable[[FailoverStatus], bool]) -> None:
+    """Wait (real time) until ``check`` holds for the status."""
+    for _ in range(400):
+        if check(await status(handle)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the status never met the condition")
 
 
 class TestHappyPath:
@@ -344,3 +361,96 @@ class TestRepinning:
         last = history.events[-1]
         assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         assert len(history.events) < 40, "one run holds two batches, not the whole re-pinning"
+
+
+class TestCancellation:
+    """A cancelled failover stops at the next safe point like an abort and ends Cancelled."""
+
+    async def test_cancel_during_cutover_lets_the_running_change_finish(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """Cancelled while Front Door changes, the workflow waits for that change, runs no later step, marks the
+        steps not started skipped and ends Cancelled."""
+        gate = asyncio.Event()
+        fake = FakeAzure(plan, gates={"frontdoor.set_origins": gate})
+        async with worker(time_env, fake, task_queue):
+            handle = await start(time_env, task_queue)
+            await wait_until(handle, lambda s: s.steps.by_status(DONE) == ["preflight", "servicebus", "tenants"])
+            await cancel_handled(handle, "wrong region")
+            during = await status(handle)
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING, "waits for the change"
+            assert during.steps.get("frontdoor").status == RUNNING
+            gate.set()
+            final = await ended_cancelled(handle, FailoverStatus)
+        frontdoor = fake.of("frontdoor.set_origins")
+        assert len(frontdoor) == 1
+        assert frontdoor[0].ended > 0, "the running change completed"
+        assert final.phase == "cancelled"
+        assert final.steps.by_status(DONE) == ["preflight", "frontdoor", "servicebus", "tenants"]
+        later = [f"sql:{g.name}" for g in plan.sql.failover_groups] + ["cosmos", "warmup", "slo", "repin"]
+        assert final.steps.by_status(SKIPPED) == later
+        assert {final.steps.get(key).detail for key in later} == {"cancelled: wrong region"}
+        assert fake.of("sql.failover_group") == []
+        assert fake.of("cosmos.set_write_region") == []
+        assert fake.of("platform.warm_cache") == []
+
+    async def test_cancel_during_the_grace_period_forces_nothing(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """Cancelled while SQL waits out the grace before a forced failover, the wait ends at once: no forced
+        failover, the waiting steps failed as cancelled, well before the 45-minute grace."""
+        lossy = recovered_plan(plan, allow_data_loss=True, data_loss_grace_minutes=45)
+        fake = FakeAzure(lossy, source_healthy=False)
+        groups = [f"sql:{g.name}" for g in plan.sql.failover_groups]
+        async with worker(time_env, fake, task_queue):
+            handle = await start(time_env, task_queue)
+            await wait_until(
+                handle, lambda s: s.steps.by_status(RUNNING) == groups and s.steps.get("cosmos").status == DONE
+            )
+            await handle.cancel(reason="the primary is back, failing over by hand")
+            final = await ended_cancelled(handle, FailoverStatus)
+            described = await handle.describe()
+        assert described.close_time is not None
+        assert described.close_time - described.start_time < timedelta(minutes=45)
+        assert fake.of("sql.failover_group") == []
+        for key in groups:
+            step = final.steps.get(key)
+            assert step.status == FAILED
+            assert step.detail.startswith("cancelled: the primary is back, failing over by hand (was: partner down")
+        assert final.steps.get("cosmos").status == DONE
+        assert final.steps.by_status(SKIPPED) == ["warmup", "slo", "repin"]
+        assert final.phase == "cancelled"
+
+    async def test_cancel_while_repinning_cancels_the_child(self, plan: DrPlan, task_queue: str) -> None:
+        """Cancelled while watching the outage with tenants being re-pinned, the re-pinning child ends Cancelled
+        before the failover does, and the step says the tenants moved so far stay in the DR region."""
+        # A test server of its own: the batch activity the child's cancel abandons never reports back to the
+        # server, and the time-skipping server then stops skipping time for every later test that shares it.
+        gate = asyncio.Event()
+        fake = FakeAzure(plan, gates={"platform.repin_batch": gate})
+        async with time_skipping() as env, worker(env, fake, task_queue):
+            handle = await start(env, task_queue, extended_outage_minutes=1)
+            # Small steps: once the batch is held at the gate, the test server's clock runs in real time.
+            for _ in range(200):
+                if fake.of("platform.repin_batch") and (await status(handle)).phase == "watching":
+                    break
+                await env.sleep(timedelta(seconds=1))
+            else:
+                raise AssertionError("re-pinning never started")
+            await handle.cancel(reason="outage over")
+            final = await ended_cancelled(handle, FailoverStatus)
+            child = await env.client.get_workflow_handle(f"{handle.id}-repin").describe()
+            closed = (await handle.describe()).close_time
+            gate.set()
+        assert child.status == WorkflowExecutionStatus.CANCELED
+        assert child.close_time is not None
+        assert closed is not None
+        assert child.close_time <= closed, "the failover waited for its child"
+        repin = final.steps.get("repin")
+        assert repin.status == FAILED
+        assert (
+            repin.detail
+            == f"cancelled while re-pinning: the tenants moved so far stay in westus (child workflow {handle.id}-repin)"
+        )
+        assert final.extended_outage == "cancelled"
+        assert final.steps.by_status(DONE)[-2:] == ["warmup", "slo"]
