@@ -108,7 +108,9 @@ with workflow.unsafe.imports_passed_through():
         raise_if_cancelled,
         shielded,
     )
+    from workflows.lock import hold_plan, release_plan_lock
 
+WORKFLOW_NAME = "FailbackWorkflow"
 # Errors that refuse the failback before anything changed: reported as they are.
 REFUSALS = ("InvalidInput", "PrimaryUnhealthy", "NothingToFailBack")
 SQL_POLL_SECONDS = 10
@@ -151,7 +153,7 @@ class _ShiftProgress(Progress):
         workflow.set_current_details("\n\n".join(p for p in parts if p))
 
 
-@workflow.defn(name="FailbackWorkflow")
+@workflow.defn(name=WORKFLOW_NAME)
 class FailbackWorkflow:
     @workflow.init
     def __init__(self, inp: FailbackInput) -> None:
@@ -330,6 +332,15 @@ class FailbackWorkflow:
         self.progress.title = f"Failback {inp.plan}: {self.dr} → {self.primary}"
         self._configure(inp, plan)
         self._declare_steps(plan)
+        lock = await hold_plan(
+            inp.plan, WORKFLOW_NAME, self.progress, first_step="gate", failed_phase=FAILED_PHASE, dry_run=inp.dry_run
+        )
+        try:
+            return await self._fail_back(inp, plan)
+        finally:
+            await shielded(release_plan_lock(lock))
+
+    async def _fail_back(self, inp: FailbackInput, plan: PlanSummary) -> FailbackResult:
         try:
             self.progress.set_phase(GATE)
             await self._gate(inp)

@@ -63,9 +63,11 @@ with workflow.unsafe.imports_passed_through():
         raise_if_cancelled,
         shielded,
     )
+    from workflows.lock import hold_plan, release_plan_lock
     from workflows.repin import RepinTenantsWorkflow
 
 
+WORKFLOW_NAME = "FailoverWorkflow"
 # Phases in which an abort has nothing left to stop.
 ENDED_PHASES = ("completed", "watching", "failed", "aborted", "cancelled")
 
@@ -78,7 +80,7 @@ def _iso_to_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-@workflow.defn(name="FailoverWorkflow")
+@workflow.defn(name=WORKFLOW_NAME)
 class FailoverWorkflow:
     @workflow.init
     def __init__(self, inp: FailoverInput) -> None:
@@ -163,6 +165,15 @@ class FailoverWorkflow:
             raise
         self._validate(inp, plan)
         self._declare_steps(plan)
+        lock = await hold_plan(
+            inp.plan, WORKFLOW_NAME, self.progress, first_step="preflight", failed_phase="failed", dry_run=inp.dry_run
+        )
+        try:
+            return await self._fail_over(inp, plan, start)
+        finally:
+            await shielded(release_plan_lock(lock))
+
+    async def _fail_over(self, inp: FailoverInput, plan: PlanSummary, start: datetime) -> FailoverResult:
         outage_start = _iso_to_datetime(inp.outage_started_at) if inp.outage_started_at else start
         watcher: asyncio.Task[None] | None = None
         try:

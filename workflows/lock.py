@@ -16,6 +16,10 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+with workflow.unsafe.imports_passed_through():
+    from domain.messages.progress import FAILED
+    from workflows.common import Progress, error_text
+
 PLAN_BUSY = "PlanBusy"
 
 
@@ -79,6 +83,21 @@ async def acquire_plan_lock(plan: str, holder_type: str) -> PlanLock:
             type=PLAN_BUSY,
             non_retryable=True,
         ) from err
+
+
+async def hold_plan(
+    plan: str, holder_type: str, progress: Progress, *, first_step: str, failed_phase: str, dry_run: bool
+) -> PlanLock | None:
+    """The plan's lock for a failover or failback about to start (a dry run changes nothing and takes
+    none). PlanBusy while another holds it, with ``first_step`` failed saying so and ``failed_phase`` set."""
+    if dry_run:
+        return None
+    try:
+        return await acquire_plan_lock(plan, holder_type)
+    except ApplicationError as err:
+        progress.mark(first_step, FAILED, error_text(err))
+        progress.set_phase(failed_phase)
+        raise
 
 
 async def release_plan_lock(lock: PlanLock | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer
@@ -440,3 +441,23 @@ __all__ = [
     "green",
     "no_data",
 ]
+
+
+async def ended(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus:
+    """How the workflow ended, by polling. Never by awaiting its result: that lets the time-skipping server
+    skip ahead, and other workflows waiting on a timer or a signal would move on or time out meanwhile."""
+    async with asyncio.timeout(15):
+        while True:
+            status = (await handle.describe()).status
+            if status != WorkflowExecutionStatus.RUNNING:
+                assert status is not None
+                return status
+            await asyncio.sleep(0.05)
+
+
+async def failure_of_closed(handle: WorkflowHandle[Any, Any]) -> Failure:
+    """The failure a workflow that failed (awaited by polling, see ``ended``) ended with, from its history."""
+    assert await ended(handle) == WorkflowExecutionStatus.FAILED
+    history = await handle.fetch_history()
+    failed = next(e for e in history.events if e.HasField("workflow_execution_failed_event_attributes"))
+    return failed.workflow_execution_failed_event_attributes.failure

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.messages.failback import FailbackInput
 from domain.messages.failover import (
     AbortRequest,
     FailoverInput,
@@ -33,9 +34,20 @@ from domain.messages.failover import (
 from domain.messages.progress import DONE, FAILED, RUNNING, SKIPPED
 from domain.plan import DrPlan
 from tests.conftest import time_skipping
-from tests.workflows.fakes import FAIL, WARN, FakeAzure, breach, cancel_handled, check, ended_cancelled, no_data
+from tests.workflows.fakes import (
+    FAIL,
+    WARN,
+    FakeAzure,
+    breach,
+    cancel_handled,
+    check,
+    ended_cancelled,
+    failure_of_closed,
+    no_data,
+)
 from workflows import WORKFLOWS
 from workflows.failover import FailoverWorkflow
+from workflows.lock import PLAN_BUSY
 from workflows.repin import RepinTenantsWorkflow
 
 
@@ -267,6 +279,45 @@ class TestRefusals:
                     await handle.result()
                 assert cause(info.value).type == "InvalidInput"
         assert fake.calls == []
+
+
+class TestOneAtATime:
+    async def test_a_second_failover_or_a_failback_of_the_plan_is_refused_while_one_runs(
+        self, time_env: WorkflowEnvironment, plan: DrPlan, task_queue: str
+    ) -> None:
+        """While a failover of plan local runs (here: watching the outage), a second failover and a failback of
+        it fail PlanBusy before any step, their first step saying why; a dry run is not held; once the first
+        ends, the plan is free again."""
+        fake = FakeAzure(plan)
+        async with worker(time_env, fake, task_queue):
+            first = await start(time_env, task_queue)
+            await wait_phase(first, "watching")
+            second = await start(time_env, task_queue)
+            second_failure = await failure_of_closed(second)
+            second_status = await status(second)
+            failback = await time_env.client.start_workflow(
+                "FailbackWorkflow",
+                FailbackInput(plan="local", reason="too early"),
+                id=f"failback-local-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
+            failback_failure = await failure_of_closed(failback)
+            dry_run = await (await start(time_env, task_queue, dry_run=True)).result()
+            await first.signal("primary-recovered", PrimaryRecovered(by="test"))
+            first_result = await first.result()
+            third = await start(time_env, task_queue)
+            await wait_phase(third, "watching")
+            await third.signal("primary-recovered", PrimaryRecovered(by="test"))
+            third_result = await third.result()
+        for failure in (second_failure, failback_failure):
+            assert failure.application_failure_info.type == PLAN_BUSY
+            assert "another failover or failback of plan local is running: it holds dr-lock-local" in failure.message
+        preflight = second_status.steps.get("preflight")
+        assert (second_status.phase, preflight.status) == ("failed", FAILED)
+        assert "dr-lock-local" in preflight.detail
+        assert fake.names().count("readiness.preflight") == 3, "the refused failover called nothing"
+        assert dry_run.outcome == "dry-run"
+        assert (first_result.outcome, third_result.outcome) == ("succeeded", "succeeded")
 
 
 class TestAbortAndDryRun:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from temporalio import workflow
-from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -23,6 +21,10 @@ from workflows.lock import (
     plan_lock_id,
     release_plan_lock,
 )
+
+with workflow.unsafe.imports_passed_through():
+    # The helpers' module imports the Azure activities, which a workflow module must not load.
+    from tests.workflows.fakes import ended, failure_of_closed
 
 
 @dataclass(frozen=True)
@@ -77,26 +79,6 @@ async def hold(client: Client, task_queue: str, plan: str) -> WorkflowHandle[Loc
     return handle
 
 
-async def ended(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus:
-    """How the workflow ended, by polling. Never by awaiting its result: that lets the time-skipping server
-    skip ahead, and a holder waiting without a timer would be timed out."""
-    async with asyncio.timeout(15):
-        while True:
-            status = (await handle.describe()).status
-            if status != WorkflowExecutionStatus.RUNNING:
-                assert status is not None
-                return status
-            await asyncio.sleep(0.05)
-
-
-async def refusal(handle: WorkflowHandle[LockHolder, str]) -> Failure:
-    """The failure a holder that could not take the lock ended with."""
-    assert await ended(handle) == WorkflowExecutionStatus.FAILED
-    history = await handle.fetch_history()
-    failed = next(e for e in history.events if e.HasField("workflow_execution_failed_event_attributes"))
-    return failed.workflow_execution_failed_event_attributes.failure
-
-
 def serving(env: WorkflowEnvironment, task_queue: str) -> Worker:
     return Worker(env.client, task_queue=task_queue, workflows=[LockHolder, PlanLockWorkflow])
 
@@ -111,7 +93,7 @@ class TestPlanLock:
         async with serving(time_env, task_queue):
             first = await hold(time_env.client, task_queue, plan)
             second = await hold(time_env.client, task_queue, plan)
-            cause = await refusal(second)
+            cause = await failure_of_closed(second)
             other = await hold(time_env.client, task_queue, unique_plan())
             holder = await time_env.client.get_workflow_handle(plan_lock_id(plan)).query(
                 "holder", result_type=PlanLockInput
@@ -157,7 +139,7 @@ class TestPlanLock:
             lock = time_env.client.get_workflow_handle(plan_lock_id(plan))
             await lock.signal(PlanLockWorkflow.release, PlanLockRelease("someone-else"))
             second = await hold(time_env.client, task_queue, plan)
-            cause = await refusal(second)
+            cause = await failure_of_closed(second)
             await first.signal(LockHolder.finish, Finish())
             assert await ended(first) == WorkflowExecutionStatus.COMPLETED
         assert cause.application_failure_info.type == PLAN_BUSY
