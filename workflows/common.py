@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from domain.messages.plan import DescribePlan, PlanSummary
     from domain.messages.progress import DONE, FAILED, PENDING, PLANNED, RUNNING, SKIPPED, Step, StepTable
 
 T = TypeVar("T")
@@ -191,6 +192,23 @@ async def gather_steps(*steps: Awaitable[Any], passthrough: tuple[type[BaseExcep
     if failures:
         raise failures[0]
     return list(results)
+
+
+async def describe_plan(progress: Progress, plan: str, digest: str, *, cancelled_phase: str) -> PlanSummary:
+    """plan.describe, the first call of a failover or failback: the plan as the worker holds it (refused
+    unless it has ``digest``). Cancelled here, the run shows ``cancelled_phase``: no step had started."""
+    try:
+        summary: PlanSummary = await workflow.execute_activity(
+            "plan.describe",
+            DescribePlan(plan, digest),
+            result_type=PlanSummary,
+            **activity_options(1, summary=f"load plan {plan}"),
+        )
+    except ActivityError as err:
+        if cancelled(err):
+            progress.set_phase(cancelled_phase)
+        raise
+    return summary
 
 
 async def desired_state_step(

@@ -66,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         weighted_split,
     )
     from domain.messages.health import NO_DATA, ReadSloInput, ReadSloResult, SloReading, SloVerdict, evaluate_slo
-    from domain.messages.plan import DescribePlan, PlanSummary
+    from domain.messages.plan import PlanSummary
     from domain.messages.platform import (
         MODE_READ_WRITE,
         SetTenantModeInput,
@@ -100,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         cancel_note,
         cancelled,
+        describe_plan,
         desired_state_step,
         error_text,
         error_type,
@@ -317,17 +318,7 @@ class FailbackWorkflow:
     async def run(self, inp: FailbackInput) -> FailbackResult:
         self.started_at = now_iso()
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan)])
-        try:
-            plan = await workflow.execute_activity(
-                "plan.describe",
-                DescribePlan(inp.plan, inp.plan_digest),
-                result_type=PlanSummary,
-                **activity_options(1, summary=f"load plan {inp.plan}"),
-            )
-        except ActivityError as err:
-            if cancelled(err):  # nothing started: no step to mark
-                self.progress.set_phase(CANCELLED)
-            raise
+        plan = await describe_plan(self.progress, inp.plan, inp.plan_digest, cancelled_phase=CANCELLED)
         self.primary, self.dr = plan.primary_region, plan.dr_region
         self.progress.title = f"Failback {inp.plan}: {self.dr} → {self.primary}"
         self._configure(inp, plan)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.messages.frontdoor import SetOriginsInput, SetOriginsResult, active_passive
     from domain.messages.health import ReadSloInput, ReadSloResult, SloVerdict, evaluate_slo
-    from domain.messages.plan import DescribePlan, PlanSummary
+    from domain.messages.plan import PlanSummary
     from domain.messages.platform import (
         MODE_READ_ONLY,
         DataLossWindowInput,
@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         cancel_note,
         cancelled,
+        describe_plan,
         desired_state_step,
         error_text,
         error_type,
@@ -152,17 +153,7 @@ class FailoverWorkflow:
         self.started_at = now_iso()
         start = workflow.now()
         workflow.upsert_search_attributes([DR_PLAN.value_set(inp.plan)])
-        try:
-            plan = await workflow.execute_activity(
-                "plan.describe",
-                DescribePlan(inp.plan, inp.plan_digest),
-                result_type=PlanSummary,
-                **activity_options(1, summary=f"load plan {inp.plan}"),
-            )
-        except ActivityError as err:
-            if cancelled(err):  # nothing started: no step to mark
-                self.progress.set_phase("cancelled")
-            raise
+        plan = await describe_plan(self.progress, inp.plan, inp.plan_digest, cancelled_phase="cancelled")
         self._validate(inp, plan)
         self._declare_steps(plan)
         lock = await hold_plan(
