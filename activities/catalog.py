@@ -639,16 +639,7 @@ class BackupCatalog:
         self, tenant_id: str, *, status: str | None = None, limit: int | None = None
     ) -> list[RecoveryPoint]:
         """The tenant's recovery points, newest first."""
-        query = f"{SELECT} WHERE TenantId = ?"
-        args: list[Any] = [tenant_id]
-        if status is not None:
-            query += " AND Status = ?"
-            args.append(status)
-        query += NEWEST_FIRST
-        if limit is not None:
-            query += " LIMIT ?"
-            args.append(limit)
-        return await self._query(query, args)
+        return await self._newest_first(["TenantId = ?"], [tenant_id], status=status, limit=limit)
 
     async def newest_for_tenants(
         self, tenant_ids: Iterable[str], *, status: str | None = None
@@ -676,15 +667,19 @@ class BackupCatalog:
 
     async def list_recent(self, *, status: str | None = None, limit: int | None = None) -> list[RecoveryPoint]:
         """Every tenant's recovery points, newest first (what ``drctl backup list`` shows)."""
-        query = SELECT
-        args: list[Any] = []
+        return await self._newest_first([], [], status=status, limit=limit)
+
+    async def _newest_first(
+        self, conditions: list[str], args: list[Any], *, status: str | None, limit: int | None
+    ) -> list[RecoveryPoint]:
+        """The recovery points meeting ``conditions`` (and of ``status`` if given), newest first, at most ``limit``."""
         if status is not None:
-            query += " WHERE Status = ?"
-            args.append(status)
-        query += NEWEST_FIRST
+            conditions = [*conditions, "Status = ?"]
+            args = [*args, status]
+        query = SELECT + (" WHERE " + " AND ".join(conditions) if conditions else "") + NEWEST_FIRST
         if limit is not None:
             query += " LIMIT ?"
-            args.append(limit)
+            args = [*args, limit]
         return await self._query(query, args)
 
     async def newest_at_or_before(
